@@ -1,0 +1,26 @@
+"""Breakout Monitor: follow a skin breakout day by day from ordinary photos."""
+
+from monitor.errors import (
+    AlignmentFailed,
+    MonitorError,
+    NoFaceFound,
+    NotEnoughPhotos,
+    PhotoTooLarge,
+    PhotoTooSmall,
+    PoorPhotoQuality,
+    UnreadablePhoto,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AlignmentFailed",
+    "MonitorError",
+    "NoFaceFound",
+    "NotEnoughPhotos",
+    "PhotoTooLarge",
+    "PhotoTooSmall",
+    "PoorPhotoQuality",
+    "UnreadablePhoto",
+    "__version__",
+]

@@ -1,0 +1,62 @@
+"""The one exception tree of Breakout Monitor.
+
+Every message is written for the person who will read it (often a patient on a phone):
+what happened and what to do about it. The app and the command line show these messages
+as they are; any other exception is a bug.
+
+::
+
+    MonitorError
+    ├── UnreadablePhoto        not an image, empty, truncated, unsupported format
+    ├── PhotoTooLarge          would decode to too many pixels (decompression bomb)
+    ├── PhotoTooSmall          too few pixels to hold a measurable face
+    ├── NoFaceFound            no face, or no single dominant face
+    ├── PoorPhotoQuality       blurred, badly lit, face too small, pose too far off
+    ├── AlignmentFailed        could not be mapped onto the reference photo
+    └── NotEnoughPhotos        too few usable photos for what was asked
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "MonitorError",
+    "UnreadablePhoto",
+    "PhotoTooLarge",
+    "PhotoTooSmall",
+    "NoFaceFound",
+    "PoorPhotoQuality",
+    "AlignmentFailed",
+    "NotEnoughPhotos",
+]
+
+
+class MonitorError(Exception):
+    """Base of every error a user can act on; ``str(error)`` is the plain message."""
+
+
+class UnreadablePhoto(MonitorError):
+    """The file is not a photo we can read."""
+
+
+class PhotoTooLarge(MonitorError):
+    """The image would decode to more pixels than we accept."""
+
+
+class PhotoTooSmall(MonitorError):
+    """The image has too few pixels to hold a measurable face."""
+
+
+class NoFaceFound(MonitorError):
+    """No single dominant face was found in the photo."""
+
+
+class PoorPhotoQuality(MonitorError):
+    """The photo fails the quality gate; the message says how to retake it."""
+
+
+class AlignmentFailed(MonitorError):
+    """The photo could not be mapped onto the reference photo."""
+
+
+class NotEnoughPhotos(MonitorError):
+    """Too few usable photos for the requested analysis."""
