@@ -1,0 +1,67 @@
+"""Benchmark: what one more 12 MP photo costs, against decoding that photo, in the same run.
+
+Issue target: at most 5x the decode time for everything (intake, quality, landmarks,
+alignment, measurement). Prints the figures and the ratio; exits 1 when over the target.
+
+    .venv/bin/python benchmarks/photo_cost.py [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from monitor.pipeline import analyse_photo, make_reference  # noqa: E402
+from monitor.synthetic import make_course  # noqa: E402
+
+TARGET_RATIO = 5.0
+
+
+def twelve_megapixel_jpeg(photo, *, quality: int = 92) -> bytes:
+    """The synthetic photo enlarged onto a 4000x3000 frame (face ~1100 px wide), as a JPEG."""
+    big = cv2.resize(photo.image, (3000, 3000), interpolation=cv2.INTER_CUBIC)
+    frame = cv2.copyMakeBorder(big, 0, 0, 500, 500, cv2.BORDER_REFLECT)[:3000, :4000]
+    frame = frame[:, :4000] if frame.shape[1] >= 4000 else frame
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(frame)).save(buffer, "JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    course = make_course(7, days=(0, 3))
+    reference_jpeg = twelve_megapixel_jpeg(course.photos[0])
+    photo_jpeg = twelve_megapixel_jpeg(course.photos[1])
+
+    reference = make_reference(analyse_photo(reference_jpeg, name="reference.jpg", strict=True))
+    decode, total = [], []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        with Image.open(io.BytesIO(photo_jpeg)) as image:
+            image.load()
+        decode.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        result = analyse_photo(photo_jpeg, name="photo.jpg", reference=reference, strict=True)
+        total.append(time.perf_counter() - start)
+    assert result.status == "ok", result.reason
+    d, t = statistics.median(decode), statistics.median(total)
+    ratio = t / d
+    print(f"12 MP photo: decode {d * 1000:.0f} ms, whole analysis {t * 1000:.0f} ms, "
+          f"ratio {ratio:.2f}x (target <= {TARGET_RATIO:.0f}x)")
+    return 0 if ratio <= TARGET_RATIO else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

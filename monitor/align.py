@@ -1,0 +1,203 @@
+"""Alignment: map every photo of a course onto the reference photo.
+
+Two steps. A homography fitted to the dense face-mesh landmarks gives the first estimate; it is
+then refined on image content with OpenCV's ECC (enhanced correlation coefficient, Evangelidis &
+Psarakis 2008) over the whole face oval, on a band-passed grey image at a fixed working scale
+(pupils ~120 px apart) in two pyramid levels. Band-passing removes slow shading and diffuse
+redness, so a change in the skin's colour does not pull the mapping; ECC itself is invariant to
+global gain and offset, so exposure does not either. The refined mapping is kept only when it
+stays close to the landmark estimate over the face, otherwise the landmark estimate is used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from monitor.errors import AlignmentFailed
+from monitor.face import Face, apply_homography
+
+__all__ = ["Alignment", "AlignmentTarget", "prepare_reference", "align", "WORK_IOD_PX"]
+
+#: Inter-ocular distance of the working images on which ECC runs, in pixels.
+WORK_IOD_PX = 120.0
+_MARGIN = 0.25  # working crop margin around the face box, as a fraction of the box size
+_BANDPASS_SIGMA_IOD = 0.12
+_MAX_REFINEMENT_IOD = 0.08  # refinement may move face points at most this far from landmarks
+
+
+@dataclass(frozen=True, eq=False)
+class AlignmentTarget:
+    """The reference photo, prepared once for aligning many photos onto it."""
+
+    face: Face
+    to_work: np.ndarray  # (3, 3) reference pixels -> working pixels
+    work: np.ndarray  # (h, w) float32 band-passed grey working image
+    mask: np.ndarray  # (h, w) uint8 face oval in the working image
+
+
+@dataclass(frozen=True, eq=False)
+class Alignment:
+    """How one photo maps onto the reference photo.
+
+    Attributes
+    ----------
+    to_reference : ndarray of shape (3, 3)
+        Maps this photo's pixel (x, y, 1) to the reference photo's pixels.
+    score : float
+        Correlation (0..1) between the reference and the aligned photo over the face.
+    method : str
+        ``"ecc"`` when refined on content, ``"landmarks"`` when the landmark fit was kept.
+    landmark_residual_iod : float
+        Median distance between mapped and reference landmarks, in inter-ocular distances:
+        large when the face's expression or pose differs a lot.
+    """
+
+    to_reference: np.ndarray
+    score: float
+    method: str
+    landmark_residual_iod: float
+
+
+def _work_transform(face: Face) -> tuple[np.ndarray, tuple[int, int]]:
+    """Crop-and-scale taking the photo's pixels to a working image with pupils WORK_IOD_PX apart."""
+    scale = WORK_IOD_PX / face.inter_ocular_px
+    x0, y0, x1, y1 = face.box
+    mx, my = (x1 - x0) * _MARGIN, (y1 - y0) * _MARGIN
+    x0, y0, x1, y1 = x0 - mx, y0 - my, x1 + mx, y1 + my
+    width, height = int(np.ceil((x1 - x0) * scale)), int(np.ceil((y1 - y0) * scale))
+    matrix = np.array([[scale, 0, -x0 * scale], [0, scale, -y0 * scale], [0, 0, 1.0]])
+    return matrix, (width, height)
+
+
+def _grey(rgb: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+
+
+def _resample(grey: np.ndarray, matrix: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Warp ``grey`` by ``matrix`` into an image of ``size``, area-averaging when shrinking."""
+    scale = float(np.sqrt(abs(np.linalg.det(matrix[:2, :2]))))
+    if scale < 0.75:
+        # Shrink the relevant part first so that the perspective warp does not alias.
+        inv = np.linalg.inv(matrix)
+        corners = apply_homography(inv, np.array([[0, 0], [size[0], 0], [0, size[1]],
+                                                  [size[0], size[1]]], float))
+        x0, y0 = np.floor(corners.min(axis=0)).astype(int) - 2
+        x1, y1 = np.ceil(corners.max(axis=0)).astype(int) + 2
+        x0, y0 = max(x0, 0), max(y0, 0)
+        x1, y1 = min(x1, grey.shape[1]), min(y1, grey.shape[0])
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            raise AlignmentFailed(_FAILED)
+        crop = grey[y0:y1, x0:x1]
+        small_w, small_h = max(2, round((x1 - x0) * scale)), max(2, round((y1 - y0) * scale))
+        small = cv2.resize(crop, (small_w, small_h), interpolation=cv2.INTER_AREA)
+        sx, sy = small_w / (x1 - x0), small_h / (y1 - y0)
+        pre = np.array([[sx, 0, -x0 * sx], [0, sy, -y0 * sy], [0, 0, 1.0]])
+        # Pixel centres: area resize maps x to (x + 0.5) * s - 0.5.
+        pre[0, 2] += 0.5 * sx - 0.5
+        pre[1, 2] += 0.5 * sy - 0.5
+        grey, matrix = small, matrix @ np.linalg.inv(pre)
+    return cv2.warpPerspective(grey, matrix, size, flags=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_REPLICATE)
+
+
+def _bandpass(grey: np.ndarray) -> np.ndarray:
+    image = grey.astype(np.float32)
+    image = cv2.GaussianBlur(image, (0, 0), 1.0)
+    return image - cv2.GaussianBlur(image, (0, 0), _BANDPASS_SIGMA_IOD * WORK_IOD_PX)
+
+
+def prepare_reference(rgb: np.ndarray, face: Face) -> AlignmentTarget:
+    """Prepare the reference photo (and its face) for :func:`align`."""
+    to_work, size = _work_transform(face)
+    work = _bandpass(_resample(_grey(rgb), to_work, size))
+    oval = face.skin_mask(shape=(size[1], size[0]), transform=to_work)
+    # ECC looks at the whole face: skin, eyes, brows, nose, lips (the face oval's hull).
+    hull = cv2.convexHull(np.argwhere(oval)[:, ::-1].astype(np.int32))
+    mask = np.zeros((size[1], size[0]), np.uint8)
+    cv2.fillConvexPoly(mask, hull, 1)
+    return AlignmentTarget(face=face, to_work=to_work, work=work, mask=mask)
+
+
+def _ecc(template: np.ndarray, image: np.ndarray, mask: np.ndarray,
+         warp: np.ndarray) -> tuple[float, np.ndarray]:
+    """ECC homography such that image(warp(x)) ~ template(x), coarse to fine (2 levels)."""
+    half = np.diag([0.5, 0.5, 1.0])
+    coarse_template = cv2.resize(template, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+    coarse_image = cv2.resize(image, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+    coarse_mask = cv2.resize(mask, (coarse_template.shape[1], coarse_template.shape[0]),
+                             interpolation=cv2.INTER_NEAREST)
+    w = (half @ warp @ np.linalg.inv(half)).astype(np.float32)
+    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 60, 1e-5)
+    _, w = cv2.findTransformECC(coarse_template, coarse_image, w, cv2.MOTION_HOMOGRAPHY,
+                                criteria, coarse_mask, 3)
+    w = (np.linalg.inv(half) @ w.astype(np.float64) @ half).astype(np.float32)
+    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 60, 1e-6)
+    rho, w = cv2.findTransformECC(template, image, w, cv2.MOTION_HOMOGRAPHY, criteria, mask, 3)
+    return float(rho), w.astype(np.float64)
+
+
+_FAILED = ("We could not line this photo up with your first photo. Please take it from the "
+           "same distance and angle, facing the camera.")
+
+
+def _correlation(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
+    m = mask.astype(bool)
+    x, y = a[m] - a[m].mean(), b[m] - b[m].mean()
+    denom = float(np.sqrt((x * x).sum() * (y * y).sum()))
+    return float((x * y).sum() / denom) if denom > 0 else 0.0
+
+
+def align(rgb: np.ndarray, face: Face, target: AlignmentTarget) -> Alignment:
+    """Map a photo onto the reference photo.
+
+    Parameters
+    ----------
+    rgb : ndarray of shape (H, W, 3), uint8
+        The photo.
+    face : Face
+        Its face, found by :func:`monitor.face.find_face`.
+    target : AlignmentTarget
+        The reference photo, from :func:`prepare_reference`.
+
+    Returns
+    -------
+    Alignment
+
+    Raises
+    ------
+    AlignmentFailed
+        When not even the landmark mapping is plausible.
+    """
+    ref = target.face
+    iod_ref = ref.inter_ocular_px
+    landmark_h, _ = cv2.findHomography(face.landmarks[:468], ref.landmarks[:468], 0)
+    if landmark_h is None:
+        raise AlignmentFailed(_FAILED)
+    residual = np.linalg.norm(apply_homography(landmark_h, face.landmarks[:468])
+                              - ref.landmarks[:468], axis=1)
+    residual_iod = float(np.median(residual) / iod_ref)
+
+    height, width = target.work.shape
+    grey = _grey(rgb)
+    # Photo -> reference working frame by the landmark estimate, then refine on content.
+    photo_to_work = target.to_work @ landmark_h
+    warped = _bandpass(_resample(grey, photo_to_work, (width, height)))
+    method, to_reference = "landmarks", landmark_h
+    score = _correlation(target.work, warped, target.mask)
+    try:
+        rho, refine = _ecc(target.work, warped, target.mask, np.eye(3))
+    except cv2.error:
+        rho, refine = -1.0, None
+    if refine is not None and rho > score:
+        # refine maps working coords to the warped photo's coords: photo -> work is refine^-1.
+        candidate = np.linalg.inv(target.to_work) @ np.linalg.inv(refine) @ photo_to_work
+        candidate /= candidate[2, 2]
+        moved = np.linalg.norm(apply_homography(candidate, face.landmarks[:468])
+                               - apply_homography(landmark_h, face.landmarks[:468]), axis=1)
+        if np.max(moved) < _MAX_REFINEMENT_IOD * iod_ref:
+            method, to_reference, score = "ecc", candidate, rho
+    return Alignment(to_reference=to_reference, score=float(np.clip(score, 0.0, 1.0)),
+                     method=method, landmark_residual_iod=residual_iod)

@@ -1,0 +1,116 @@
+"""The command line: ``python -m monitor analyze ...``.
+
+Exit status: 0 when the run completed (whatever photos were rejected), 2 for a usage error.
+Progress goes to stderr, the readable summary to stdout, the analysis to the ``--json`` file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from datetime import date, datetime
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
+
+
+def _captured(text: str) -> tuple[str, datetime]:
+    name, sep, when = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected FILE=YYYY-MM-DD[THH:MM], got {text!r}")
+    try:
+        return Path(name).name, datetime.fromisoformat(when)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a date/time as YYYY-MM-DD or YYYY-MM-DDTHH:MM, got {when!r}") from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m monitor",
+                                     description="Follow a skin breakout from daily photos.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    analyze = commands.add_parser(
+        "analyze", help="analyse a course of photos",
+        description="Check, align and measure every photo; write the analysis as JSON.")
+    analyze.add_argument("paths", nargs="+", metavar="PATH",
+                         help="photo files, or folders whose files are all considered")
+    analyze.add_argument("--treatment-date", type=_date, metavar="YYYY-MM-DD",
+                         help="day 0 of the course (the treatment)")
+    analyze.add_argument("--reference", metavar="FILE",
+                         help="the photo every other photo is aligned to (default: the earliest)")
+    analyze.add_argument("--captured-at", type=_captured, action="append", default=[],
+                         metavar="FILE=DATE", help="override a photo's capture time (repeatable)")
+    analyze.add_argument("--json", required=True, metavar="OUT", help="where to write the JSON")
+    analyze.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    return parser
+
+
+def _progress(done: int, total: int, name: str, status: str) -> None:
+    if not sys.stderr.isatty():
+        print(f"[{done}/{total}] {name}: {status}", file=sys.stderr, flush=True)
+        return
+    width = 24
+    filled = int(width * done / max(total, 1))
+    print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {name[:40]:<40} {status:<8}",
+          end="" if done < total else "\n", file=sys.stderr, flush=True)
+
+
+def _summary(analysis: dict) -> str:
+    photos = analysis["photos"]
+    ok = [p for p in photos if p["status"] == "ok"]
+    lines = [f"{len(ok)} of {len(photos)} photos analysed; reference photo: "
+             f"{analysis['reference'] or 'none'}."]
+    for p in photos:
+        day = "" if p["day"] is None else f"day {p['day']:>2}  "
+        if p["status"] == "ok":
+            extra = f"aligned (score {p['alignment_score']:.2f})"
+            if p.get("lesion_count") is not None:
+                extra += f", {p['lesion_count']} spots"
+            if p.get("redness"):
+                extra += f", redness {p['redness']['index']:+.1f}"
+            lines.append(f"  {day}{p['file']}: {extra}")
+            lines.extend(f"      note: {w}" for w in p["warnings"])
+        else:
+            lines.append(f"  {day}{p['file']}: not used. {p['reason']}")
+    return "\n".join(lines)
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    from monitor.pipeline import analyse_series
+
+    missing = [p for p in args.paths if not os.path.exists(p)]
+    for path in missing:
+        print(f"note: {path} does not exist; it is listed as not used.", file=sys.stderr)
+    analysis = analyse_series(
+        args.paths,
+        treatment_date=args.treatment_date,
+        reference=args.reference,
+        captured_at=dict(args.captured_at),
+        progress=None if args.quiet else _progress,
+    )
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(analysis, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(out)
+    print(_summary(analysis))
+    print(f"Analysis written to {out}.")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = _parser().parse_args(argv)
+    if args.command == "analyze":
+        return _analyze(args)
+    return 2

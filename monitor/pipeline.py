@@ -1,0 +1,372 @@
+"""Composition of the steps into one analysis of a course of photos (no new maths here).
+
+For each photo: decode (:mod:`monitor.photo`), find the face (:mod:`monitor.face`), cut a
+*working copy* of the face at a bounded scale, run the quality gate (:mod:`monitor.quality`).
+Then pick the reference photo, check each photo's pose against it and align it
+(:mod:`monitor.align`). The result is the ``monitor.analysis/1`` JSON contract.
+
+Working copy: the face and a margin, resampled so that the pupils are at most
+:data:`WORKING_IOD_PX` apart. A 12 MP selfie is cut down to well under 1 MP, so every later step
+costs the same whatever the camera; results are mapped back to the photo's own pixels.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from monitor.align import Alignment, AlignmentTarget, align, prepare_reference
+from monitor.errors import AlignmentFailed, MonitorError, PoorPhotoQuality
+from monitor.face import REGIONS, Face, find_face
+from monitor.photo import Photo, load_photo
+from monitor.quality import Quality, assess, check_pose
+
+__all__ = [
+    "SCHEMA",
+    "WORKING_IOD_PX",
+    "FaceCrop",
+    "PhotoResult",
+    "Reference",
+    "analyse_photo",
+    "analyse_series",
+    "make_reference",
+    "expand_paths",
+    "face_crop",
+]
+
+SCHEMA = "monitor.analysis/1"
+#: Largest inter-ocular distance of the working copy (a 1 mm spot is then ~3 px across).
+WORKING_IOD_PX = 200.0
+_CROP_MARGIN = 0.2
+
+ProgressCallback = Callable[[int, int, str, str], None]
+
+
+@dataclass(frozen=True, eq=False)
+class FaceCrop:
+    """The working copy of a photo: its face region at a bounded scale.
+
+    Attributes
+    ----------
+    pixels : ndarray of shape (h, w, 3), uint8
+    to_crop : ndarray of shape (3, 3)
+        Maps the photo's pixels to the working copy's pixels.
+    face : Face
+        The face, in the working copy's pixels.
+    """
+
+    pixels: np.ndarray
+    to_crop: np.ndarray
+    face: Face
+
+    def to_photo(self, points: np.ndarray) -> np.ndarray:
+        """Map (N, 2) working-copy points back to the photo's pixels."""
+        from monitor.face import apply_homography
+
+        return apply_homography(np.linalg.inv(self.to_crop), points)
+
+    @property
+    def scale(self) -> float:
+        """Working-copy pixels per photo pixel."""
+        return float(self.to_crop[0, 0])
+
+
+def face_crop(rgb: np.ndarray, face: Face) -> FaceCrop:
+    """Cut the face (with a margin) out of a photo at a scale of at most WORKING_IOD_PX."""
+    scale = min(1.0, WORKING_IOD_PX / face.inter_ocular_px)
+    x0, y0, x1, y1 = face.box
+    mx, my = (x1 - x0) * _CROP_MARGIN, (y1 - y0) * _CROP_MARGIN
+    height, width = rgb.shape[:2]
+    x0, y0 = max(int(x0 - mx), 0), max(int(y0 - my), 0)
+    x1, y1 = min(int(np.ceil(x1 + mx)), width), min(int(np.ceil(y1 + my)), height)
+    region = rgb[y0:y1, x0:x1]
+    if scale < 1.0:
+        size = (max(1, round(region.shape[1] * scale)), max(1, round(region.shape[0] * scale)))
+        pixels = cv2.resize(region, size, interpolation=cv2.INTER_AREA)
+        sx, sy = size[0] / region.shape[1], size[1] / region.shape[0]
+    else:
+        pixels, sx, sy = np.ascontiguousarray(region), 1.0, 1.0
+    # Pixel centres: x_crop = (x - x0 + 0.5) * s - 0.5.
+    to_crop = np.array([[sx, 0, (0.5 - x0) * sx - 0.5], [0, sy, (0.5 - y0) * sy - 0.5],
+                        [0, 0, 1.0]])
+    landmarks = face.landmarks * (sx, sy) + to_crop[:2, 2]
+    cropped = Face(landmarks=landmarks, depth=face.depth * sx, image_shape=pixels.shape[:2],
+                   faces_found=face.faces_found)
+    return FaceCrop(pixels=pixels, to_crop=to_crop, face=cropped)
+
+
+@dataclass(frozen=True, eq=False)
+class PhotoResult:
+    """What the analysis knows about one photo (the contract's entry, before JSON)."""
+
+    file: str
+    source: str
+    captured_at: datetime | None = None
+    captured_at_source: str | None = None
+    status: str = "rejected"
+    reason: str | None = None
+    warnings: tuple[str, ...] = ()
+    quality: Quality | None = None
+    crop: FaceCrop | None = None
+    alignment: Alignment | None = None
+    to_reference: np.ndarray | None = None
+
+    def to_json(self, *, treatment_date: date | None) -> dict:
+        day = None
+        if treatment_date is not None and self.captured_at is not None:
+            day = (self.captured_at.date() - treatment_date).days
+        entry: dict = {
+            "file": self.file,
+            "captured_at": None if self.captured_at is None else self.captured_at.isoformat(),
+            "captured_at_source": self.captured_at_source,
+            "day": day,
+            "status": self.status,
+            "reason": self.reason,
+            "warnings": list(self.warnings),
+            "quality": None if self.quality is None else self.quality.to_json(),
+            "to_reference": None,
+            "alignment_score": None,
+            "alignment_method": None,
+            # Owned by the measurement issue: null until measured, never a made-up value.
+            "redness": None,
+            "lesion_count": None,
+            "lesions": None,
+            "regions": None,
+        }
+        if self.to_reference is not None:
+            entry["to_reference"] = [[float(f"{v:.8g}") for v in row]
+                                     for row in self.to_reference]
+        if self.alignment is not None:
+            entry["alignment_score"] = round(self.alignment.score, 4)
+            entry["alignment_method"] = self.alignment.method
+        if self.crop is not None and self.status == "ok":
+            entry["regions"] = _regions_json(self.crop)
+            entry["face"] = _face_json(self.crop)
+        return entry
+
+
+def _regions_json(crop: FaceCrop) -> dict:
+    """Area (photo pixels²) and bounding box (photo pixels) of each facial region."""
+    masks = crop.face.region_masks()
+    area_scale = crop.scale**2
+    out = {}
+    for name in REGIONS:
+        ys, xs = np.nonzero(masks[name])
+        if len(xs) == 0:
+            out[name] = {"area_px": 0, "box": None}
+            continue
+        box = crop.to_photo(np.array([[xs.min(), ys.min()], [xs.max(), ys.max()]], float))
+        out[name] = {"area_px": int(round(len(xs) / area_scale)),
+                     "box": [round(float(v), 1) for v in box.ravel()]}
+    return out
+
+
+def _face_json(crop: FaceCrop) -> dict:
+    face = crop.face
+    box = crop.to_photo(np.array(face.box, float).reshape(2, 2))
+    return {
+        "box": [round(float(v), 1) for v in box.ravel()],
+        "inter_ocular_px": round(face.inter_ocular_px / crop.scale, 2),
+        "pupils": [[round(float(v), 2) for v in p]
+                   for p in crop.to_photo(np.array([face.right_pupil, face.left_pupil]))],
+    }
+
+
+def expand_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Files named, and every file directly inside folders named (hidden files skipped)."""
+    out: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            out.extend(sorted(p for p in path.iterdir() if p.is_file()
+                              and not p.name.startswith(".")))
+        else:
+            out.append(path)
+    return out
+
+
+_INTERNAL = ("Something went wrong on our side while analysing this photo. Please try another "
+             "photo; if it keeps happening, tell us.")
+
+
+def _intake(source: Path | bytes, name: str, captured_at: datetime | None, *,
+            strict: bool) -> PhotoResult:
+    """Decode, find the face, cut the working copy, run the quality gate."""
+    result = PhotoResult(file=name, source=name if isinstance(source, bytes) else str(source))
+    try:
+        photo: Photo = load_photo(source, name=name, captured_at=captured_at)
+        result = replace(result, captured_at=photo.captured_at,
+                         captured_at_source=photo.captured_at_source)
+        face = find_face(photo.pixels)
+        crop = face_crop(photo.pixels, face)
+        del photo
+        quality = assess(crop.pixels, crop.face)
+        result = replace(result, quality=quality, crop=crop, warnings=quality.warnings)
+        if quality.problems:
+            raise PoorPhotoQuality(" ".join(quality.problems))
+        return replace(result, status="ok")
+    except MonitorError as error:
+        return replace(result, status="rejected", reason=str(error), crop=None)
+    except Exception:
+        if strict:
+            raise
+        traceback.print_exc(file=sys.stderr)
+        return replace(result, status="rejected", reason=_INTERNAL, crop=None)
+
+
+def _pick_reference(results: Sequence[PhotoResult], reference: str | None) -> PhotoResult | None:
+    accepted = [r for r in results if r.status == "ok"]
+    if reference is not None:
+        wanted = Path(reference).name
+        for r in accepted:
+            if r.file == wanted or r.source == str(reference):
+                return r
+    if not accepted:
+        return None
+    return min(accepted, key=lambda r: (r.captured_at.timestamp() if r.captured_at else 0,
+                                        r.file))
+
+
+@dataclass(frozen=True, eq=False)
+class Reference:
+    """The reference photo's result, prepared for aligning other photos onto it."""
+
+    result: PhotoResult
+    target: AlignmentTarget
+
+
+def make_reference(result: PhotoResult) -> Reference:
+    """Prepare an accepted photo as the reference of a course."""
+    if result.status != "ok" or result.crop is None:
+        raise ValueError(f"the reference photo must be accepted, got status {result.status!r}")
+    return Reference(result=result, target=prepare_reference(result.crop.pixels,
+                                                             result.crop.face))
+
+
+def analyse_photo(source: str | os.PathLike | bytes, *, name: str | None = None,
+                  captured_at: datetime | None = None, reference: Reference | None = None,
+                  strict: bool = False) -> PhotoResult:
+    """Analyse one photo: intake, quality gate and, given a reference, pose check and alignment.
+
+    Parameters
+    ----------
+    source : path or bytes
+        The photo file, or its bytes (then ``name`` names it).
+    reference : Reference, optional
+        From :func:`make_reference`; without it the photo is not aligned.
+    strict : bool
+        Re-raise unexpected (non-:class:`MonitorError`) exceptions.
+    """
+    if isinstance(source, bytes):
+        result = _intake(source, name or "photo", captured_at, strict=strict)
+    else:
+        path = Path(source)
+        result = _intake(path, name or path.name, captured_at, strict=strict)
+    if reference is not None and result.status == "ok":
+        result = _align_to(result, reference, strict=strict)
+    return result
+
+
+def _as_reference(result: PhotoResult) -> PhotoResult:
+    identity = np.eye(3)
+    return replace(result, to_reference=identity, alignment=Alignment(
+        to_reference=identity, score=1.0, method="reference", landmark_residual_iod=0.0))
+
+
+def _align_to(result: PhotoResult, reference: Reference, *, strict: bool) -> PhotoResult:
+    ref, target = reference.result, reference.target
+    assert result.crop is not None and ref.crop is not None and result.quality is not None
+    change, problems, warnings = check_pose(result.crop.face, ref.crop.face)
+    quality = replace(result.quality, pose_change_deg=change,
+                      problems=result.quality.problems + tuple(problems),
+                      warnings=result.quality.warnings + tuple(warnings))
+    result = replace(result, quality=quality, warnings=quality.warnings)
+    try:
+        if problems:
+            raise PoorPhotoQuality(" ".join(problems))
+        alignment = align(result.crop.pixels, result.crop.face, target)
+        to_reference = np.linalg.inv(ref.crop.to_crop) @ alignment.to_reference @ \
+            result.crop.to_crop
+        to_reference /= to_reference[2, 2]
+        return replace(result, alignment=alignment, to_reference=to_reference)
+    except MonitorError as error:
+        return replace(result, status="rejected", reason=str(error))
+    except (cv2.error, np.linalg.LinAlgError):
+        if strict:
+            raise
+        return replace(result, status="rejected", reason=str(AlignmentFailed(
+            "We could not line this photo up with your first photo. Please take it from the "
+            "same distance and angle, facing the camera.")))
+
+
+def analyse_series(
+    paths: Sequence[str | os.PathLike],
+    *,
+    treatment_date: date | None = None,
+    reference: str | None = None,
+    captured_at: Mapping[str, datetime] | None = None,
+    progress: ProgressCallback | None = None,
+    strict: bool = False,
+) -> dict:
+    """Analyse a course of photos into the ``monitor.analysis/1`` contract.
+
+    Parameters
+    ----------
+    paths : sequence of path
+        Photo files, or folders whose files are all considered.
+    treatment_date : date, optional
+        Day 0; each photo's ``day`` is the number of calendar days since it.
+    reference : str, optional
+        File name (or path) of the reference photo; by default the earliest accepted photo.
+    captured_at : mapping of str to datetime, optional
+        Capture times by file name, overriding EXIF and file times.
+    progress : callable, optional
+        Called as ``progress(done, total, file_name, status)`` after each step of each photo.
+    strict : bool
+        Re-raise unexpected (non-:class:`MonitorError`) exceptions instead of rejecting the
+        photo; for tests, where a bug must stay visible.
+
+    Returns
+    -------
+    dict
+        The analysis, ready for ``json.dump``.
+    """
+    files = expand_paths(paths)
+    overrides = dict(captured_at or {})
+    total = 2 * len(files)
+    results = []
+    for i, path in enumerate(files):
+        result = analyse_photo(path, captured_at=overrides.get(path.name), strict=strict)
+        results.append(result)
+        if progress:
+            progress(i + 1, total, path.name, result.status)
+
+    ref = _pick_reference(results, reference)
+    if ref is not None:
+        prepared = make_reference(ref)
+        for i, result in enumerate(results):
+            if result is ref:
+                results[i] = _as_reference(result)
+            elif result.status == "ok":
+                results[i] = _align_to(result, prepared, strict=strict)
+            if progress:
+                progress(len(files) + i + 1, total, result.file, results[i].status)
+
+    order = sorted(range(len(results)), key=lambda i: (
+        results[i].captured_at is None,
+        results[i].captured_at.timestamp() if results[i].captured_at else 0, results[i].file))
+    return {
+        "schema": SCHEMA,
+        "treatment_date": None if treatment_date is None else treatment_date.isoformat(),
+        "reference": None if ref is None else ref.file,
+        "photos": [results[i].to_json(treatment_date=treatment_date) for i in order],
+        "trend": None,
+    }

@@ -1,0 +1,205 @@
+"""Quality gate: is this photo good enough to measure, and if not, how to retake it.
+
+Every check has a hard limit (the photo is rejected, with a retake hint) and a softer one (the
+photo is measured, with a warning). Thresholds live in :class:`QualityLimits`, with their reasons.
+Sharpness and exposure are measured on the face's skin at a fixed working scale (pupils 120 px
+apart), so the same limits hold for a 1 MP and a 12 MP selfie.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from monitor.face import Face
+
+__all__ = ["Quality", "QualityLimits", "assess", "check_pose", "pose_change_deg"]
+
+_WORK_IOD_PX = 120.0
+
+
+@dataclass(frozen=True)
+class QualityLimits:
+    """Where each check rejects (``min_``/``max_``) and where it only warns (``warn_``).
+
+    Sharpness is the variance of the Laplacian of the grey skin at the working scale, per squared
+    percent of mean brightness (so exposure does not change it). A sharp phone selfie scores
+    well above 1; a Gaussian blur of about 1 mm at the face brings it to ~0.3, where small spots
+    start to wash out; 2 mm brings it under 0.15.
+    Exposure is the median CIELAB L* of the skin (0 black .. 100 white); clipping is the share of
+    skin pixels with a channel at 250 or more (blown highlights hide redness).
+    Pose limits are changes against the reference photo: alignment handles roll well, turning
+    the head (yaw) or nodding (pitch) changes what the camera sees of each cheek.
+    """
+
+    min_sharpness: float = 0.15
+    warn_sharpness: float = 0.3
+    min_inter_ocular_px: float = 50.0  # below this a 1 mm spot is under one pixel
+    warn_inter_ocular_px: float = 90.0
+    min_skin_l: float = 22.0
+    warn_skin_l_low: float = 35.0
+    max_skin_l: float = 94.0
+    warn_skin_l_high: float = 85.0
+    max_clipped: float = 0.25
+    warn_clipped: float = 0.08
+    max_roll_change: float = 30.0
+    warn_roll_change: float = 15.0
+    max_yaw_change: float = 22.0
+    warn_yaw_change: float = 10.0
+    max_pitch_change: float = 22.0
+    warn_pitch_change: float = 12.0
+
+
+DEFAULT_LIMITS = QualityLimits()
+
+
+@dataclass(frozen=True)
+class Quality:
+    """The quality gate's figures and verdict for one photo."""
+
+    sharpness: float
+    exposure: float  # median L* of the skin, 0..100
+    clipped_fraction: float
+    face_width_px: float
+    inter_ocular_px: float
+    faces_found: int
+    pose_deg: dict[str, float]
+    pose_change_deg: dict[str, float] | None
+    problems: tuple[str, ...] = field(default=())  # reasons to reject, each with a retake hint
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_json(self) -> dict:
+        return {
+            "sharpness": round(self.sharpness, 4),
+            "exposure": round(self.exposure, 2),
+            "face_width_px": round(self.face_width_px, 1),
+            "inter_ocular_px": round(self.inter_ocular_px, 1),
+            "clipped_fraction": round(self.clipped_fraction, 4),
+            "faces_found": self.faces_found,
+            "pose_deg": {k: round(v, 2) for k, v in self.pose_deg.items()},
+            "pose_change_deg": (None if self.pose_change_deg is None else
+                                {k: round(v, 2) for k, v in self.pose_change_deg.items()}),
+        }
+
+
+def pose_change_deg(face: Face, reference: Face) -> dict[str, float]:
+    """Absolute change of roll, yaw and pitch between a face and the reference face."""
+    a, b = face.pose_deg, reference.pose_deg
+    change = {k: abs(a[k] - b[k]) for k in a}
+    change["roll"] = abs((a["roll"] - b["roll"] + 180) % 360 - 180)
+    return change
+
+
+def check_pose(face: Face, reference: Face, *, limits: QualityLimits = DEFAULT_LIMITS
+               ) -> tuple[dict[str, float], list[str], list[str]]:
+    """Pose change against the reference photo, with problems (reject) and warnings."""
+    change = pose_change_deg(face, reference)
+    problems: list[str] = []
+    warnings: list[str] = []
+    turn_hint = "Face the camera straight on, as in your first photo, with the phone at eye level."
+    if change["roll"] > limits.max_roll_change:
+        problems.append("Your head is tilted much more than in your first photo. Hold the "
+                        "phone upright and keep your head straight.")
+    elif change["roll"] > limits.warn_roll_change:
+        warnings.append("Your head is tilted compared with your first photo.")
+    if change["yaw"] > limits.max_yaw_change or change["pitch"] > limits.max_pitch_change:
+        problems.append("Your head is turned away from the camera compared with your first "
+                        "photo. " + turn_hint)
+    elif change["yaw"] > limits.warn_yaw_change or change["pitch"] > limits.warn_pitch_change:
+        warnings.append("Your head is turned a little compared with your first photo. "
+                        + turn_hint)
+    return change, problems, warnings
+
+
+def _skin_at_working_scale(rgb: np.ndarray, face: Face) -> tuple[np.ndarray, np.ndarray]:
+    """The face's bounding region at the working scale, and its skin mask there."""
+    scale = min(1.0, _WORK_IOD_PX / face.inter_ocular_px)
+    x0, y0, x1, y1 = face.box
+    height, width = rgb.shape[:2]
+    x0, y0 = max(int(x0), 0), max(int(y0), 0)
+    x1, y1 = min(int(np.ceil(x1)) + 1, width), min(int(np.ceil(y1)) + 1, height)
+    crop = rgb[y0:y1, x0:x1]
+    size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
+    small = cv2.resize(crop, size, interpolation=cv2.INTER_AREA) if scale < 1 else crop
+    sx, sy = size[0] / max(crop.shape[1], 1), size[1] / max(crop.shape[0], 1)
+    to_small = np.array([[sx, 0, -x0 * sx], [0, sy, -y0 * sy], [0, 0, 1.0]])
+    mask = face.skin_mask(shape=small.shape[:2], transform=to_small)
+    return small, mask
+
+
+def assess(rgb: np.ndarray, face: Face, *, reference: Face | None = None,
+           limits: QualityLimits = DEFAULT_LIMITS) -> Quality:
+    """Run the quality gate on one photo.
+
+    Parameters
+    ----------
+    rgb : ndarray of shape (H, W, 3), uint8
+        The photo.
+    face : Face
+        Its dominant face.
+    reference : Face, optional
+        The reference photo's face; when given, the pose change against it is checked.
+    limits : QualityLimits
+        Where to reject and where to warn.
+
+    Returns
+    -------
+    Quality
+        ``problems`` (reject) and ``warnings`` (accept, but tell) in plain words.
+    """
+    problems: list[str] = []
+    warnings: list[str] = []
+    iod = face.inter_ocular_px
+    if iod < limits.min_inter_ocular_px:
+        problems.append("Your face is too small in the photo. Hold the phone at arm's length "
+                        "so that your face fills most of the picture.")
+    elif iod < limits.warn_inter_ocular_px:
+        warnings.append("Your face is rather small in the photo; small spots may be missed. "
+                        "Next time hold the phone a little closer.")
+
+    small, mask = _skin_at_working_scale(rgb, face)
+    if mask.sum() < 50:
+        return Quality(0.0, 0.0, 0.0, face.width_px, iod, face.faces_found, face.pose_deg,
+                       None, ("We could not see enough of the skin of your face. Face the "
+                              "camera with your whole face in the picture.",), ())
+    grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    laplacian = cv2.Laplacian(cv2.GaussianBlur(grey, (0, 0), 0.8), cv2.CV_32F)
+    brightness = max(float(grey[mask].mean()), 1.0)
+    sharpness = float(laplacian[mask].var() / (brightness / 100.0) ** 2)
+    lightness = cv2.cvtColor(small, cv2.COLOR_RGB2LAB)[..., 0][mask].astype(np.float32) * (
+        100.0 / 255.0)
+    exposure = float(np.median(lightness))
+    clipped = float((small[mask].max(axis=1) >= 250).mean())
+
+    if sharpness < limits.min_sharpness:
+        problems.append("The photo is blurred. Hold the phone steady (rest your elbows) and "
+                        "tap your face on the screen to focus before you take it.")
+    elif sharpness < limits.warn_sharpness:
+        warnings.append("The photo is a little soft; hold the phone steady next time.")
+    if exposure < limits.min_skin_l:
+        problems.append("The photo is too dark. Face a window or a bright lamp and try again.")
+    elif exposure > limits.max_skin_l or clipped > limits.max_clipped:
+        problems.append("The photo is too bright: parts of your face are washed out. Move out "
+                        "of direct sunlight or turn the flash off and try again.")
+    elif exposure < limits.warn_skin_l_low:
+        warnings.append("The photo is rather dark; more light on your face helps.")
+    elif exposure > limits.warn_skin_l_high or clipped > limits.warn_clipped:
+        warnings.append("Some of your face is very bright; avoid direct sun or flash.")
+
+    change = None
+    if reference is not None:
+        change, pose_problems, pose_warnings = check_pose(face, reference, limits=limits)
+        problems += pose_problems
+        warnings += pose_warnings
+    return Quality(
+        sharpness=sharpness, exposure=exposure, clipped_fraction=clipped,
+        face_width_px=face.width_px, inter_ocular_px=iod, faces_found=face.faces_found,
+        pose_deg=face.pose_deg, pose_change_deg=change, problems=tuple(problems),
+        warnings=tuple(warnings),
+    )

@@ -1,0 +1,60 @@
+"""Alignment accuracy against the synthetic courses' exact ground truth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from monitor.align import align, prepare_reference
+from monitor.face import apply_homography, find_face
+from monitor.synthetic import PoseRange, make_course
+from tests.courses import course
+
+SEEDS = (11, 12, 13, 14, 15)
+
+
+def _errors_iod(c, to_reference_by_day) -> np.ndarray:
+    """Distance between mapped face points and their true place, in reference IODs."""
+    errors = []
+    for photo in c.photos:
+        src, dst = c.correspondence(photo.day, c.photos[0].day)
+        iod = np.linalg.norm(dst[468] - dst[473])
+        mapped = apply_homography(to_reference_by_day[photo.day], src)
+        errors.append(np.linalg.norm(mapped - dst, axis=1) / iod)
+    return np.concatenate(errors)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_alignment_holds_over_whole_face(seed):
+    c = course(seed)
+    ref = c.photos[0]
+    target = prepare_reference(ref.image, find_face(ref.image))
+    mapping = {}
+    for photo in c.photos:
+        result = align(photo.image, find_face(photo.image), target)
+        mapping[photo.day] = result.to_reference
+        assert 0.0 <= result.score <= 1.0
+    errors = _errors_iod(c, mapping)
+    assert np.median(errors) < 0.010, f"median {np.median(errors):.4f} IOD"
+    assert errors.max() < 0.020, f"worst {errors.max():.4f} IOD"
+
+
+def test_reference_maps_to_itself():
+    c = course(SEEDS[0])
+    ref = c.photos[0]
+    face = find_face(ref.image)
+    result = align(ref.image, face, prepare_reference(ref.image, face))
+    corners = np.array([[0, 0], [1000, 0], [0, 1000], [1000, 1000]], float)
+    assert np.abs(apply_homography(result.to_reference, corners) - corners).max() < 0.5
+
+
+def test_landmark_fallback_when_content_disagrees():
+    """A photo of another scene region cannot pull the mapping away from the landmarks."""
+    c = make_course(21, days=(0, 3), pose=PoseRange(roll_deg=0, scale=0, perspective=0))
+    ref, other = c.photos
+    target = prepare_reference(ref.image, find_face(ref.image))
+    result = align(other.image, find_face(other.image), target)
+    assert result.method in {"ecc", "landmarks"}
+    src, dst = c.correspondence(3, 0)
+    err = np.linalg.norm(apply_homography(result.to_reference, src) - dst, axis=1)
+    assert np.median(err) < 2.0

@@ -1,0 +1,76 @@
+"""Face model: landmarks on a real face, regions and skin mask where they belong."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import skimage.data
+
+from monitor.errors import NoFaceFound
+from monitor.face import INTER_OCULAR_MM, REGIONS, find_face
+
+
+@pytest.fixture(scope="module")
+def astronaut():
+    return skimage.data.astronaut()
+
+
+def test_finds_the_astronaut_face(astronaut):
+    face = find_face(astronaut)
+    x0, y0, x1, y1 = face.box
+    # The face sits in this box of the 512x512 portrait (checked by eye once, stable since).
+    assert 160 < x0 < 200 and 250 < x1 < 290 and 50 < y0 < 90 and 160 < y1 < 200
+    assert 35 < face.inter_ocular_px < 50
+    assert face.px_per_mm == pytest.approx(face.inter_ocular_px / INTER_OCULAR_MM)
+    assert abs(face.pose_deg["roll"]) < 10
+
+
+def test_landmarks_follow_a_rotation(astronaut):
+    face = find_face(astronaut)
+    centre = (256.0, 256.0)
+    matrix = cv2.getRotationMatrix2D(centre, 15, 1.0)
+    rotated = cv2.warpAffine(astronaut, matrix, (512, 512), borderMode=cv2.BORDER_REFLECT)
+    moved = find_face(rotated)
+    expected = np.c_[face.landmarks, np.ones(478)] @ matrix.T
+    error = np.linalg.norm(moved.landmarks - expected, axis=1)
+    assert np.median(error) < 0.05 * face.inter_ocular_px
+    assert moved.pose_deg["roll"] - face.pose_deg["roll"] == pytest.approx(-15, abs=2.5)
+
+
+def test_regions_are_disjoint_skin_in_anatomical_places(astronaut):
+    face = find_face(astronaut)
+    skin = face.skin_mask()
+    regions = face.region_masks()
+    assert set(regions) == set(REGIONS)
+    total = np.zeros(skin.shape, int)
+    for name, mask in regions.items():
+        assert mask.sum() > 30, name
+        assert not (mask & ~skin).any(), f"{name} leaves the skin"
+        total += mask
+    assert total.max() == 1
+
+    def centre(name):
+        ys, xs = np.nonzero(regions[name])
+        return xs.mean(), ys.mean()
+
+    # The subject's left cheek is on the image's right in a non-mirrored photo.
+    assert centre("left_cheek")[0] > centre("nose")[0] > centre("right_cheek")[0]
+    assert centre("forehead")[1] < centre("nose")[1] < centre("chin")[1]
+
+
+def test_skin_excludes_eyes_and_lips(astronaut):
+    face = find_face(astronaut)
+    skin = face.skin_mask()
+    for point in (face.right_pupil, face.left_pupil, face.landmarks[13], face.landmarks[14]):
+        x, y = np.round(point).astype(int)
+        assert not skin[y, x]
+    x, y = np.round(face.landmarks[205]).astype(int)  # mid-cheek
+    assert skin[y, x]
+
+
+def test_no_face_in_a_landscape():
+    scene = skimage.data.coffee()
+    with pytest.raises(NoFaceFound) as info:
+        find_face(scene)
+    assert "face" in str(info.value)

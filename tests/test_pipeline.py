@@ -1,0 +1,148 @@
+"""The whole analysis: a real mixed folder through the command line, and accuracy on courses."""
+
+from __future__ import annotations
+
+import io
+import json
+import resource
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import skimage.data
+from PIL import Image
+
+from monitor.face import apply_homography
+from monitor.pipeline import SCHEMA, analyse_series
+from tests.courses import REPO, course
+
+ACCURACY_SEEDS = (31, 32, 33, 34, 35, 36)
+
+
+def _png_bomb(width: int, height: int) -> bytes:
+    """A valid PNG header claiming a huge image, with a tiny (truncated) body."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    body = zlib.compress(b"\x00" * (1 << 16))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body)
+
+
+def _mixed_folder(folder: Path, seed: int) -> dict[str, str]:
+    """Good photos in several formats and bad files; returns expected status by file name."""
+    import pillow_heif
+
+    c = course(seed)
+    images = [p.image for p in c.photos]
+    expected = {}
+
+    def save(name: str, image: Image.Image, fmt: str, **kw) -> None:
+        image.save(folder / name, fmt, **kw)
+        expected[name] = "ok"
+
+    save("day0.jpg", Image.fromarray(images[0]), "JPEG", quality=92)
+    save("day1.png", Image.fromarray(images[1]), "PNG")
+    pillow_heif.from_pillow(Image.fromarray(images[2])).save(folder / "day2.heic", quality=90)
+    expected["day2.heic"] = "ok"
+    # Sideways as a phone stores it: pixels rotated, EXIF orientation 6 says "turn 90° CW".
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    save("day3_sideways.jpg", Image.fromarray(np.rot90(images[3], k=1)), "JPEG", exif=exif,
+         quality=92)
+    rgba = np.dstack([images[4], np.full(images[4].shape[:2], 255, np.uint8)])
+    save("day4_rgba.png", Image.fromarray(rgba, "RGBA"), "PNG")
+    sixteen = images[5].astype(np.uint16) * 257
+    import cv2
+    cv2.imwrite(str(folder / "day5_16bit.png"), cv2.cvtColor(sixteen, cv2.COLOR_RGB2BGR))
+    expected["day5_16bit.png"] = "ok"
+
+    (folder / "empty.jpg").write_bytes(b"")
+    buffer = io.BytesIO()
+    Image.fromarray(images[6]).save(buffer, "JPEG")
+    (folder / "truncated.jpg").write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    (folder / "notes.jpg").write_text("Day 3: felt itchy in the evening.\n")
+    Image.fromarray(np.full((12, 12, 3), 200, np.uint8)).save(folder / "tiny.png")
+    Image.fromarray(skimage.data.coffee()).save(folder / "no_face.jpg")
+    (folder / "bomb.png").write_bytes(_png_bomb(60000, 60000))
+    for name in ("empty.jpg", "truncated.jpg", "notes.jpg", "tiny.png", "no_face.jpg",
+                 "bomb.png"):
+        expected[name] = "rejected"
+    return expected
+
+
+def test_mixed_folder_through_the_command_line(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    expected = _mixed_folder(photos, seed=41)
+    out = tmp_path / "analysis.json"
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    run = subprocess.run(
+        [sys.executable, "-m", "monitor", "analyze", str(photos), "--treatment-date",
+         "2026-03-02", "--json", str(out), "--captured-at", "day1.png=2026-03-03T08:30"],
+        capture_output=True, text=True, cwd=REPO, timeout=300,
+    )
+    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    assert run.returncode == 0, run.stderr
+    assert "Traceback" not in run.stderr + run.stdout
+    assert max(peak_kib, before) < 3 * 1024 * 1024, f"peak memory {peak_kib / 1024:.0f} MiB"
+
+    analysis = json.loads(out.read_text())
+    assert analysis["schema"] == SCHEMA
+    by_file = {p["file"]: p for p in analysis["photos"]}
+    assert set(by_file) == set(expected)
+    for name, status in expected.items():
+        entry = by_file[name]
+        assert entry["status"] == status, (name, entry["reason"])
+        if status == "rejected":
+            reason = entry["reason"]
+            assert reason and reason[0].isupper() and reason.endswith("."), (name, reason)
+            assert "Error" not in reason and "Traceback" not in reason, (name, reason)
+        else:
+            assert entry["reason"] is None
+            assert np.asarray(entry["to_reference"]).shape == (3, 3)
+    assert by_file["day1.png"]["day"] == 1
+    assert by_file["day1.png"]["captured_at_source"] == "given"
+    assert "no_face.jpg" in run.stdout  # the summary lists what was not used, and why
+
+
+def test_usage_error_exits_2(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "monitor", "analyze", str(tmp_path),
+                          "--treatment-date", "March 2nd", "--json", str(tmp_path / "o.json")],
+                         capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert run.returncode == 2
+    assert "YYYY-MM-DD" in run.stderr
+
+
+@pytest.mark.parametrize("seed", ACCURACY_SEEDS)
+def test_every_course_photo_accepted_and_aligned(seed, course_folder):
+    """Through files, EXIF and the quality gate: every photo accepted, mapping within target."""
+    c, folder = course_folder(seed)
+    analysis = analyse_series([folder], treatment_date=c.treatment_date, strict=True)
+    entries = {p["file"]: p for p in analysis["photos"]}
+    assert analysis["reference"] == "day0.jpg"
+    errors = []
+    for photo in c.photos:
+        entry = entries[f"day{photo.day}.jpg"]
+        assert entry["status"] == "ok", entry["reason"]
+        assert entry["day"] == photo.day
+        src, dst = c.correspondence(photo.day, 0)
+        iod = np.linalg.norm(dst[468] - dst[473])
+        mapped = apply_homography(np.asarray(entry["to_reference"]), src)
+        errors.append(np.linalg.norm(mapped - dst, axis=1) / iod)
+    errors = np.concatenate(errors)
+    assert np.median(errors) < 0.010
+    assert errors.max() < 0.020
+
+
+def test_reference_can_be_chosen(course_folder):
+    c, folder = course_folder(ACCURACY_SEEDS[0])
+    analysis = analyse_series([folder], reference="day3.jpg", strict=True)
+    assert analysis["reference"] == "day3.jpg"
+    entry = next(p for p in analysis["photos"] if p["file"] == "day3.jpg")
+    assert np.allclose(entry["to_reference"], np.eye(3))
+    assert all(p["day"] is None for p in analysis["photos"])  # no treatment date given

@@ -1,0 +1,82 @@
+"""Quality gate: blurred, dark, bright, small and turned photos get the right verdict."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from monitor.face import Face, find_face
+from monitor.quality import assess, check_pose
+from tests.courses import course
+
+
+@pytest.fixture(scope="module")
+def good():
+    photo = course(51).photos[2]
+    return photo.image, find_face(photo.image)
+
+
+def _gain(image: np.ndarray, factor: float) -> np.ndarray:
+    return np.clip(image.astype(np.float32) * factor, 0, 255).astype(np.uint8)
+
+
+def test_synthetic_course_photos_pass(good):
+    image, face = good
+    quality = assess(image, face)
+    assert quality.ok, quality.problems
+    assert quality.sharpness > 0.5
+    assert 40 < quality.exposure < 85
+    assert quality.face_width_px == pytest.approx(face.width_px)
+
+
+@pytest.mark.parametrize(
+    ("label", "change", "verdict", "hint"),
+    [
+        ("slight blur", lambda im: cv2.GaussianBlur(im, (0, 0), 1.0), "ok", None),
+        ("strong blur", lambda im: cv2.GaussianBlur(im, (0, 0), 6.0), "reject", "steady"),
+        ("too dark", lambda im: _gain(im, 0.12), "reject", "dark"),
+        ("rather dark", lambda im: _gain(im, 0.4), "warn", "dark"),
+        ("washed out", lambda im: _gain(im, 2.2), "reject", "bright"),
+    ],
+)
+def test_image_checks(good, label, change, verdict, hint):
+    image, face = good
+    quality = assess(change(image), face)
+    if verdict == "ok":
+        assert quality.ok, (label, quality.problems)
+    elif verdict == "warn":
+        assert quality.ok and any(hint in w for w in quality.warnings), (label, quality)
+    else:
+        assert not quality.ok and any(hint in p for p in quality.problems), (label, quality)
+
+
+def test_small_face_rejected_with_a_hint(good):
+    image, _ = good
+    small = cv2.resize(image, None, fx=0.2, fy=0.2, interpolation=cv2.INTER_AREA)
+    quality = assess(small, find_face(small))
+    assert not quality.ok
+    assert any("arm's length" in p for p in quality.problems)
+
+
+def test_pose_change_against_reference():
+    c = course(51)
+    ref = find_face(c.photos[0].image)
+    same_course = find_face(c.photos[3].image)
+    change, problems, _ = check_pose(same_course, ref)
+    assert not problems, change
+    # Turn the 3D mesh itself (x, y, depth) about the vertical axis: a real head turn.
+    for degrees, verdict in ((4, "ok"), (15, "warn"), (30, "reject")):
+        turned = _turn(ref, degrees)
+        change, problems, warnings = check_pose(turned, ref)
+        got = "reject" if problems else "warn" if warnings else "ok"
+        assert got == verdict, (degrees, change)
+
+
+def _turn(face: Face, degrees: float) -> Face:
+    points = np.c_[face.landmarks, face.depth]
+    centre = points.mean(axis=0)
+    a = np.radians(degrees)
+    rotation = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
+    moved = (points - centre) @ rotation.T + centre
+    return Face(landmarks=moved[:, :2], depth=moved[:, 2], image_shape=face.image_shape)
