@@ -458,7 +458,7 @@ def _to_8bit(image: Image.Image) -> Image.Image:
     if mode.startswith("I;16") or mode == "I":
         # Scale with rounding (65535 -> 255, 257 * k -> k), never clip at 255.
         levels = np.clip(np.asarray(image), 0, 65535).astype(np.uint32)
-        return Image.fromarray(((levels + 128) // 257).astype(np.uint8), mode="L")
+        return Image.fromarray(((levels + 128) // 257).astype(np.uint8))
     return image.convert("RGB")
 
 
@@ -512,18 +512,19 @@ def _apply_in_bands(image: Image.Image, transform: ImageCms.ImageCmsTransform) -
     bands = min(_MAX_ICC_THREADS, os.cpu_count() or 1, height)
     if width * height < _PARALLEL_ICC_MIN_PIXELS or bands < 2:
         if image.mode == "RGB":  # in place: saves a second full-size image
-            ImageCms.applyTransform(image, transform, inPlace=True)
-            return image
-        return ImageCms.applyTransform(image, transform)
+            return transform.apply_in_place(image)
+        return transform.apply(image)
     edges = np.linspace(0, height, bands + 1).astype(int)
-    boxes = [(0, int(top), width, int(bottom)) for top, bottom in zip(edges, edges[1:])]
+    boxes = [
+        (0, int(top), width, int(bottom)) for top, bottom in zip(edges, edges[1:], strict=False)
+    ]
     result = Image.new("RGB", image.size)
 
     def convert(box: tuple[int, int, int, int]) -> Image.Image:
-        return ImageCms.applyTransform(image.crop(box), transform)
+        return transform.apply(image.crop(box))
 
     with ThreadPoolExecutor(max_workers=bands) as pool:
-        for box, band in zip(boxes, pool.map(convert, boxes)):
+        for box, band in zip(boxes, pool.map(convert, boxes), strict=True):
             result.paste(band, box)
     return result
 
@@ -580,8 +581,9 @@ def _parse_exif_time(text: str | None, *, subseconds: str, offset: str | None) -
         return None
     digits = "".join(char for char in subseconds if char.isdigit())[:6]
     microsecond = int(digits.ljust(6, "0")) if digits else 0
+    year, month, day, hour, minute, second = (int(part) for part in match.groups())
     try:
-        when = datetime(*(int(part) for part in match.groups()), microsecond)
+        when = datetime(year, month, day, hour, minute, second, microsecond)
     except ValueError:  # "0000:00:00 00:00:00" and other impossible dates
         return None
     tz = _parse_exif_offset(offset)
