@@ -1,0 +1,616 @@
+"""Tests of monitor.course on seeded synthetic courses (see tests/course_series.py)."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import random
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import monitor.course as course_module
+from monitor.course import (
+    DEFAULT_EXPECTED_COURSE,
+    STATUSES,
+    ExpectedCourse,
+    Severity,
+    Symptoms,
+    assess_course,
+    hayashi_grade,
+    summarise,
+    track_lesions,
+)
+from tests.course_series import Truth, build_course, shift_dates
+
+SEEDS = range(20)
+GOOD = {"resolved", "resolving_as_expected"}
+OFF = {"worsening", "slower_than_expected"}
+
+# --------------------------------------------------------------------------------------------
+# Status across seeds: a table of labelled cases
+# --------------------------------------------------------------------------------------------
+
+# label, build_course options, allowed statuses, expected flag (None: not checked)
+STATUS_CASES = [
+    ("peaks day 2, clears by day 7", dict(shape="clear"), GOOD, False),
+    ("clears, observed to day 7", dict(shape="clear", days=range(0, 8)), GOOD, False),
+    ("clears, gaps between photos", dict(shape="clear", days=(0, 1, 2, 4, 5, 7, 9)), GOOD, False),
+    ("clears, photos on days 0, 2, 5, 8", dict(shape="clear", days=(0, 2, 5, 8)), GOOD, False),
+    ("clears, no treatment date", dict(shape="clear", with_day=False), GOOD, False),
+    ("clears, two photos a day", dict(shape="clear", photos_per_day=2), GOOD, False),
+    ("clears, three photos on some days",
+     dict(shape="clear", photos_per_day={1: 3, 4: 3, 8: 2}), GOOD, False),
+    ("clears, redness follows spots", dict(shape="clear", redness_shape="following"), GOOD, False),
+    ("clears, chronic acne before treatment",
+     dict(shape="clear", chronic=8, days=range(-2, 10)), GOOD, False),
+    ("clears, noisy detector",
+     dict(shape="clear", miss_rate=0.1, false_spots=1.5, align_error_px=3.0), GOOD, False),
+    ("clears, with rejected photos", dict(shape="clear", rejected=3), GOOD, False),
+    ("day 4 of a clearing course", dict(shape="clear", days=range(0, 5)),
+     {"resolving_as_expected"}, False),
+    ("no breakout at all", dict(shape="none"), GOOD, False),
+    ("still growing on day 9", dict(shape="growing"), OFF, True),
+    ("still growing on day 9, no treatment date", dict(shape="growing", with_day=False), OFF, True),
+    ("still growing on day 9, sparse photos", dict(shape="growing", days=(0, 3, 6, 9)), OFF, True),
+    ("spots last two weeks", dict(shape="slow", days=range(0, 11)),
+     {"slower_than_expected"}, True),
+    ("second crop of spots from day 6", dict(shape="second_wave"), {"worsening"}, True),
+    ("redness stays up past a week", dict(shape="clear", redness_shape="persistent"),
+     {"slower_than_expected"}, True),
+    ("two days of photos", dict(shape="clear", days=(0, 1)), {"insufficient_data"}, False),
+    ("a single photo", dict(shape="clear", days=(3,)), {"insufficient_data"}, False),
+    ("only the treatment day", dict(shape="clear", days=(0,), photos_per_day=3),
+     {"insufficient_data"}, False),
+    ("only before treatment", dict(shape="clear", days=(-3, -2, -1, 0)),
+     {"insufficient_data"}, False),
+]
+
+
+@pytest.mark.parametrize(
+    ("label", "options", "allowed", "flag"), STATUS_CASES, ids=[c[0] for c in STATUS_CASES]
+)
+def test_status_across_seeds(label, options, allowed, flag):
+    wrong = []
+    for seed in SEEDS:
+        photos, _ = build_course(seed, **options)
+        course = assess_course(photos)
+        if course.status not in allowed or (flag is not None and course.see_dermatologist != flag):
+            wrong.append((seed, course.status, course.see_dermatologist, course.reasons))
+        if course.see_dermatologist:
+            assert course.reasons and course.flag_reasons
+    assert wrong == [], f"{label}: {len(wrong)}/{len(SEEDS)} seeds wrong: {wrong[:3]}"
+
+
+def test_growing_course_says_why_in_plain_words():
+    photos, _ = build_course(0, shape="growing")
+    course = assess_course(photos)
+    assert course.status == "worsening"
+    assert "Spots are still increasing on day 9." in course.reasons
+    assert course.projected_resolution_day is None
+
+
+def test_slow_course_says_spots_have_not_cleared():
+    photos, _ = build_course(1, shape="slow", days=range(0, 11))
+    course = assess_course(photos)
+    assert any(r.startswith("Spots have not cleared after 7 days") for r in course.reasons)
+
+
+def test_persistent_redness_says_redness_has_not_come_down():
+    photos, _ = build_course(2, shape="clear", redness_shape="persistent")
+    course = assess_course(photos)
+    assert "Redness has not come down after 7 days." in course.reasons
+    assert course.redness_state == "not_coming_down"
+
+
+def test_second_wave_names_new_pustules_after_day_5():
+    flagged = 0
+    for seed in SEEDS:
+        photos, _ = build_course(seed, shape="second_wave", pustule_fraction=0.6)
+        course = assess_course(photos)
+        flagged += any(r.startswith("New pustules appeared after day 5") for r in course.reasons)
+    assert flagged >= 18
+
+
+def test_clearing_course_projects_resolution_inside_the_window():
+    days = []
+    for seed in SEEDS:
+        photos, _ = build_course(seed, shape="clear", days=range(0, 6))
+        course = assess_course(photos)
+        if course.projected_resolution_day is not None:
+            low, high = course.projected_resolution_interval
+            assert low <= course.projected_resolution_day
+            assert high is None or course.projected_resolution_day <= high
+            days.append(course.projected_resolution_day)
+    assert len(days) >= 15
+    assert 3.0 <= float(np.median(days)) <= 8.0
+
+
+def test_projection_needs_three_days_after_the_peak():
+    photos, _ = build_course(0, shape="clear", days=range(0, 4))
+    assert assess_course(photos).projected_resolution_day is None
+
+
+# --------------------------------------------------------------------------------------------
+# Invariance: input order and shifted dates
+# --------------------------------------------------------------------------------------------
+
+SHAPES = st.sampled_from(["clear", "growing", "slow", "second_wave", "none"])
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), shape=SHAPES, shuffle=st.randoms(use_true_random=False),
+       two_a_day=st.booleans())
+def test_input_order_changes_nothing(seed, shape, shuffle, two_a_day):
+    photos, _ = build_course(seed, shape=shape, photos_per_day=2 if two_a_day else 1, rejected=2)
+    shuffled = list(photos)
+    shuffle.shuffle(shuffled)
+    assert assess_course(shuffled).to_json() == assess_course(photos).to_json()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), shape=SHAPES, shift=st.integers(-3000, 3000),
+       hours=st.floats(0, 12))
+def test_shifting_every_date_changes_nothing(seed, shape, shift, hours):
+    """Photos are taken 8:00-11:00, so up to 12 hours later they stay on the same date."""
+    photos, _ = build_course(seed, shape=shape, with_day=False)
+    expected = assess_course(photos).to_json()
+    shifted = shift_dates(photos, days=shift, hours=hours)
+    assert assess_course(shifted).to_json() == expected
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), shape=SHAPES, shift=st.integers(-3000, 3000))
+def test_shifted_dates_with_a_treatment_day_keep_the_status(seed, shape, shift):
+    photos, _ = build_course(seed, shape=shape)
+    assert assess_course(shift_dates(photos, days=shift)).status == assess_course(photos).status
+
+
+def test_days_from_dates_match_days_from_treatment_when_treated_on_the_first_photo():
+    with_day, _ = build_course(3, shape="clear")
+    without_day, _ = build_course(3, shape="clear", with_day=False)
+    a, b = assess_course(with_day).to_json(), assess_course(without_day).to_json()
+    assert b["day_origin"] == "first_photo" and a["day_origin"] == "treatment"
+    assert [d["day"] for d in a["series"]] == [d["day"] for d in b["series"]]
+    a.pop("day_origin"), b.pop("day_origin"), a.pop("summary"), b.pop("summary")
+    assert a == b
+
+
+def test_days_from_dates_are_calendar_days_in_the_photo_time_zone():
+    tz = timezone(timedelta(hours=-5))
+    times = [datetime(2026, 1, 1, 22, 30, tzinfo=tz), datetime(2026, 1, 2, 7, 0, tzinfo=tz),
+             datetime(2026, 1, 3, 23, 59, tzinfo=tz)]
+    photos = [
+        {"file": f"{i}.jpg", "captured_at": t.isoformat(), "day": None, "status": "ok",
+         "redness": {"index": 1.0}, "lesion_count": 2, "lesions": []}
+        for i, t in enumerate(times)
+    ]
+    assert [d.day for d in assess_course(photos).series] == [0, 1, 2]
+
+
+# --------------------------------------------------------------------------------------------
+# Lesion tracking
+# --------------------------------------------------------------------------------------------
+
+
+def _identity(photos: list[dict], truth: Truth, tracking) -> tuple[int, int]:
+    """Consecutive detections of one painted lesion that kept one track id: (kept, pairs)."""
+    owner = {src: t.id for t in tracking.tracks for s in t.sightings for src in s.sources}
+    seen: dict[int, dict[int, set]] = {}
+    for photo in photos:
+        if photo["status"] != "ok":
+            continue
+        for index, lesion_id in enumerate(truth.lesion_ids[photo["file"]]):
+            if lesion_id is not None:
+                seen.setdefault(lesion_id, {}).setdefault(photo["day"], set()).add(
+                    owner.get((photo["file"], index))
+                )
+    kept = pairs = 0
+    for by_day in seen.values():
+        days = sorted(by_day)
+        for a, b in zip(days, days[1:], strict=False):
+            pairs += 1
+            kept += len(by_day[a]) == 1 and by_day[a] == by_day[b] and None not in by_day[a]
+    return kept, pairs
+
+
+TRACKING_CASES = [
+    ("clear course, noisy detector", dict(shape="clear")),
+    ("growing course", dict(shape="growing")),
+    ("two weeks of spots", dict(shape="slow", days=range(0, 11))),
+    ("two photos a day", dict(shape="clear", photos_per_day=2)),
+    ("gaps between photos", dict(shape="slow", days=(0, 1, 3, 4, 7, 8, 10))),
+    ("poor alignment", dict(shape="clear", align_error_px=3.0, jitter_px=1.5)),
+]
+
+
+@pytest.mark.parametrize(("label", "options"), TRACKING_CASES, ids=[c[0] for c in TRACKING_CASES])
+def test_a_painted_lesion_keeps_its_identity(label, options):
+    kept = pairs = 0
+    for seed in SEEDS:
+        photos, truth = build_course(seed, **options)
+        k, p = _identity(photos, truth, track_lesions(photos))
+        kept, pairs = kept + k, pairs + p
+    assert pairs > 300
+    assert kept / pairs >= 0.95, f"{label}: identity kept {kept / pairs:.3f} of {pairs} pairs"
+
+
+CLEAN = dict(miss_rate=0.0, false_spots=0.0, align_error_px=0.5, jitter_px=0.3)
+
+
+@pytest.mark.parametrize("days", [range(0, 10), (0, 1, 3, 4, 7, 9)], ids=["daily", "gaps"])
+def test_new_persisting_resolved_counts_are_exact_on_clean_data(days):
+    for seed in SEEDS:
+        photos, truth = build_course(seed, shape="slow", days=days, **CLEAN)
+        tracking = track_lesions(photos)
+        observed = sorted(truth.present)
+        assert [d.day for d in tracking.days] == observed
+        for k, day in enumerate(observed):
+            now = truth.present[day]
+            before = truth.present[observed[k - 1]] if k else set()
+            entry = tracking.day(day)
+            assert (entry.new, entry.persisting, entry.resolved) == (
+                len(now - before), len(now & before), len(before - now)
+            ), f"seed {seed} day {day}"
+        identity_kept, pairs = _identity(photos, truth, tracking)
+        assert identity_kept == pairs
+        assert len(tracking.tracks) == len(set().union(*truth.present.values()))
+
+
+def test_oldest_persisting_lesion_age():
+    photos, truth = build_course(5, shape="clear", chronic=2, days=range(0, 10), **CLEAN)
+    course = assess_course(photos)
+    ages = [d.oldest_persisting_age_days for d in course.series]
+    assert ages == [None] + list(range(1, 10))  # the chronic spots are there from day 0
+    oldest = course.to_json()["oldest_persisting_lesion"]
+    assert oldest["first_day"] == 0 and oldest["age_days"] == 9
+
+
+def test_a_lesion_missed_for_one_day_keeps_its_identity():
+    frame = np.eye(3).tolist()
+
+    def photo(day: int, spots: list[tuple[float, float]]) -> dict:
+        return {"file": f"d{day}.jpg", "day": day, "status": "ok", "to_reference": frame,
+                "lesion_count": len(spots),
+                "lesions": [{"x": x, "y": y, "radius": 5.0, "kind": "papule",
+                             "confidence": 0.9} for x, y in spots]}
+
+    a, b = (100.0, 100.0), (300.0, 300.0)
+    photos = [photo(1, [a, b]), photo(2, [a]), photo(3, [a, b]), photo(4, [a]), photo(5, [a])]
+    tracking = track_lesions(photos)
+    assert len(tracking.tracks) == 2
+    b_track = next(t for t in tracking.tracks if t.x_ref > 200)
+    assert b_track.days == (1, 3) and b_track.resolved_day == 4
+    assert tracking.day(2).persisting == 2  # b was missed, not gone
+    assert tracking.day(4).resolved == 1
+
+
+def test_a_lesion_missed_for_two_days_is_a_new_lesion():
+    frame = np.eye(3).tolist()
+    photos = [
+        {"file": f"d{d}.jpg", "day": d, "status": "ok", "to_reference": frame,
+         "lesions": [{"x": 50.0, "y": 50.0, "radius": 4.0, "kind": "papule"}] * (d in (0, 3))}
+        for d in range(4)
+    ]
+    tracking = track_lesions(photos)
+    assert len(tracking.tracks) == 2
+    assert tracking.day(3).new == 1 and tracking.day(1).resolved == 1
+
+
+def test_tracking_goes_through_to_reference():
+    """A large shift between photos is undone by to_reference, not by a wide gate."""
+    shift = np.array([[1.0, 0.0, 400.0], [0.0, 1.0, -250.0], [0.0, 0.0, 1.0]])
+    back = np.linalg.inv(shift).tolist()
+    photos = [
+        {"file": "a.jpg", "day": 1, "status": "ok", "to_reference": np.eye(3).tolist(),
+         "lesions": [{"x": 100.0, "y": 400.0, "radius": 5.0, "kind": "papule"}]},
+        {"file": "b.jpg", "day": 2, "status": "ok", "to_reference": back,
+         "lesions": [{"x": 501.0, "y": 149.0, "radius": 5.0, "kind": "papule"}]},
+    ]
+    tracking = track_lesions(photos)
+    assert len(tracking.tracks) == 1
+    assert tracking.tracks[0].x_ref == pytest.approx(100.5)
+
+
+def test_tracking_ignores_records_without_lesion_positions():
+    photos = [{"file": "a.jpg", "day": 1, "status": "ok", "lesion_count": 3}]
+    assert track_lesions(photos).tracks == ()
+    course = assess_course(photos)
+    assert course.series[0].new is None and course.series[0].lesion_count == 3
+
+
+def _with_extra_pustules(photos: list[dict], spots: dict[int, list[tuple[float, float]]]):
+    """The photos with pustules painted at reference points on the given days."""
+    out = []
+    for photo in photos:
+        extra = spots.get(photo["day"], [])
+        if extra:
+            to_photo = np.linalg.inv(np.array(photo["to_reference"]))
+            photo = dict(photo, lesions=list(photo["lesions"]))
+            for x, y in extra:
+                px, py, w = to_photo @ np.array([x, y, 1.0])
+                photo["lesions"].append({"x": px / w, "y": py / w, "radius": 6.0,
+                                         "kind": "pustule", "confidence": 0.9})
+            photo["lesion_count"] = len(photo["lesions"])
+        out.append(photo)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("spots", "flagged"),
+    [({6: [(20.0, 20.0), (60.0, 20.0)], 7: [(20.0, 20.0), (60.0, 20.0)]}, True),
+     ({6: [(20.0, 20.0), (60.0, 20.0)]}, False),  # seen once: likely detection errors
+     ({6: [(20.0, 20.0)], 7: [(20.0, 20.0)]}, False),  # a single new pustule
+     ({3: [(20.0, 20.0), (60.0, 20.0)], 4: [(20.0, 20.0), (60.0, 20.0)]}, False)],  # in time
+    ids=["two, seen twice", "two, seen once", "one", "before day 5"],
+)
+def test_new_pustules_after_day_5_raise_the_flag(spots, flagged):
+    photos, _ = build_course(0, shape="clear", miss_rate=0.0, false_spots=0.0)
+    course = assess_course(_with_extra_pustules(photos, spots))
+    named = any(r.startswith("New pustules appeared after day 5") for r in course.reasons)
+    assert course.see_dermatologist == flagged and named == flagged
+
+
+def test_a_count_without_positions_is_not_tracked_as_no_lesions():
+    photos = [{"file": f"{d}.jpg", "day": d, "status": "ok", "lesion_count": 4,
+               "lesions": [] if d == 2 else [{"x": 10.0, "y": 10.0, "radius": 3.0}]}
+              for d in range(4)]
+    tracking = track_lesions(photos)
+    assert [d.day for d in tracking.days] == [0, 1, 3] and len(tracking.tracks) == 1
+
+
+def test_tracking_options_are_checked():
+    with pytest.raises(ValueError, match="gate_radius_factor"):
+        track_lesions([], gate_radius_factor=0)
+    with pytest.raises(ValueError, match="max_missed_days"):
+        track_lesions([], max_missed_days=-1)
+
+
+# --------------------------------------------------------------------------------------------
+# Series: several photos a day, gaps, rejected photos, regions
+# --------------------------------------------------------------------------------------------
+
+
+def test_several_photos_on_one_day_are_combined_by_median():
+    photos, _ = build_course(0, shape="clear", photos_per_day={2: 3})
+    day2 = [p for p in photos if p["day"] == 2]
+    course = assess_course(photos)
+    entry = next(d for d in course.series if d.day == 2)
+    assert entry.photos == 3
+    assert entry.lesion_count == float(np.median([p["lesion_count"] for p in day2]))
+    assert entry.redness_index == pytest.approx(np.median([p["redness"]["index"] for p in day2]))
+    assert [d.photos for d in course.series].count(1) == 9
+
+
+def test_gaps_leave_days_out_of_the_series():
+    photos, _ = build_course(0, shape="clear", days=(0, 1, 4, 8))
+    assert [d["day"] for d in assess_course(photos).to_json()["series"]] == [0, 1, 4, 8]
+
+
+def test_rejected_photos_are_ignored():
+    photos, _ = build_course(4, shape="clear")
+    with_rejected, _ = build_course(4, shape="clear", rejected=4)
+    garbage = {"file": "x.jpg", "status": "rejected", "reason": "no face", "day": None,
+               "captured_at": None, "redness": None, "lesion_count": None, "lesions": None,
+               "to_reference": None}
+    assert assess_course(with_rejected + [garbage]).to_json() == assess_course(photos).to_json()
+
+
+def test_photos_without_a_date_are_left_out_and_mentioned():
+    photos, _ = build_course(0, shape="clear")
+    undated = dict(photos[3], day=None, captured_at=None, file="undated.jpg")
+    course = assess_course(photos + [undated])
+    assert "1 photo has no date and was left out of the course." in course.reasons
+    assert [d.photos for d in course.series] == [1] * 10
+    no_dates = [dict(p, day=None) for p in photos] + [undated]
+    assert len(assess_course(no_dates).series) == 10
+
+
+def test_all_photos_rejected_is_insufficient_data():
+    course = assess_course([{"file": "x.jpg", "status": "rejected", "day": 1}])
+    assert course.status == "insufficient_data" and course.series == ()
+    assert summarise(course).startswith("No usable photos yet.")
+
+
+def test_by_region_series():
+    photos, _ = build_course(0, shape="clear")
+    day = assess_course(photos).to_json()["series"][2]
+    assert set(day["by_region"]) == {"forehead", "left_cheek", "right_cheek", "nose", "chin"}
+    assert sum(r["lesion_count"] for r in day["by_region"].values()) == day["lesion_count"]
+    assert all(isinstance(r["redness_index"], float) for r in day["by_region"].values())
+
+
+def test_redness_only_course():
+    photos = [{"file": f"{d}.jpg", "day": d, "status": "ok",
+               "redness": {"index": 6.0 * np.exp(-d / 1.5) + 0.05 * (-1) ** d}}
+              for d in range(0, 9)]
+    course = assess_course(photos)
+    assert course.status == "resolved" and not course.see_dermatologist
+    assert course.severity is None
+
+
+# --------------------------------------------------------------------------------------------
+# Symptoms, severity, expected course
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("symptom", "words"),
+    [("fever", "fever"), ("pain", "pain"), ("spreading_redness", "spreading"),
+     ("pus", "pus"), ("cold_sores", "cold sores")],
+)
+def test_any_reported_symptom_raises_the_flag(symptom, words):
+    photos, _ = build_course(0, shape="clear")
+    calm = assess_course(photos)
+    assert not calm.see_dermatologist
+    course = assess_course(photos, symptoms=[Symptoms(**{symptom: True}, day=4)])
+    assert course.see_dermatologist and course.status == calm.status
+    assert any(words in r and "day 4" in r for r in course.flag_reasons)
+    assert "Consider contacting your dermatologist" in summarise(course)
+
+
+def test_symptoms_raise_the_flag_even_with_too_few_photos():
+    course = assess_course([], symptoms=[Symptoms(fever=True)])
+    assert course.status == "insufficient_data" and course.see_dermatologist
+
+
+def test_no_symptoms_reported_leaves_the_flag_down():
+    photos, _ = build_course(0, shape="clear")
+    assert not assess_course(photos, symptoms=[Symptoms(day=3)]).see_dermatologist
+
+
+def test_symptoms_are_checked():
+    with pytest.raises(TypeError, match="fever"):
+        Symptoms(fever="yes")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="Symptoms values"):
+        assess_course([], symptoms=[{"fever": True}])  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize(
+    ("half_face", "grade"),
+    [(0, "mild"), (5, "mild"), (6, "moderate"), (20, "moderate"), (21, "severe"),
+     (50, "severe"), (51, "very severe"), (400, "very severe")],
+)
+def test_hayashi_boundaries(half_face, grade):
+    assert hayashi_grade(half_face) == grade
+
+
+@pytest.mark.parametrize("bad", [-1, 2.5, True, "3", None])
+def test_hayashi_rejects_non_counts(bad):
+    with pytest.raises(ValueError, match="half_face_count"):
+        hayashi_grade(bad)
+
+
+@pytest.mark.parametrize(
+    ("whole_face", "half", "grade"),
+    [(0, 0, "mild"), (10, 5, "mild"), (11, 6, "moderate"), (40, 20, "moderate"),
+     (41, 21, "severe"), (100, 50, "severe"), (101, 51, "very severe"), (10.5, 6, "moderate")],
+)
+def test_severity_from_whole_face_count(whole_face, half, grade):
+    severity = Severity.from_whole_face(whole_face, day=3)
+    assert (severity.half_face_count, severity.grade) == (half, grade)
+
+
+def test_severity_in_the_output_names_the_scale():
+    photos, _ = build_course(0, shape="growing")
+    trend = assess_course(photos).to_json()
+    severity = trend["severity"]
+    assert severity["scale"].startswith("Hayashi")
+    assert severity["day"] == 9 and severity["grade"] in {"moderate", "severe", "very severe"}
+    assert severity["count"] == -(-trend["series"][-1]["lesion_count"] // 2)
+
+
+def test_expected_band_shape_and_edges():
+    days = np.arange(-2, 15)
+    band = DEFAULT_EXPECTED_COURSE.band(days)
+    assert band.upper.shape == band.lower.shape == band.typical.shape == (17,)
+    assert np.all(band.lower == 0) and np.all(band.upper <= 1) and np.all(band.upper >= 0)
+    upper = dict(zip(days.tolist(), band.upper.tolist(), strict=True))
+    assert upper[0] == upper[4] == 1.0
+    assert upper[7] == pytest.approx(0.2) and upper[14] == pytest.approx(0.2)
+    assert np.all(np.diff(band.upper[days >= 0]) <= 0)
+    assert np.all(band.typical <= band.upper + 1e-12)
+    redness = DEFAULT_EXPECTED_COURSE.band(days, measure="redness")
+    assert dict(zip(days.tolist(), redness.upper.tolist(), strict=True))[3] == 1.0
+    with pytest.raises(ValueError, match="measure"):
+        DEFAULT_EXPECTED_COURSE.band(days, measure="pores")
+
+
+def test_the_expected_course_is_configurable():
+    photos, _ = build_course(1, shape="slow", days=range(0, 11))
+    assert assess_course(photos).status == "slower_than_expected"
+    patient = ExpectedCourse(resolves_by_day=21, clear_fraction=0.5)
+    assert assess_course(photos, expected=patient).status in GOOD
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [(dict(breakout_peak_days=(3, 1)), "breakout_peak_days"),
+     (dict(resolves_by_day=3), "resolves_by_day"),
+     (dict(clear_fraction=1.5), "clear_fraction"),
+     (dict(redness_settles_by_day=9), "redness_settles_by_day"),
+     (dict(min_days=1), "min_days")],
+)
+def test_expected_course_is_checked(options, message):
+    with pytest.raises(ValueError, match=message):
+        ExpectedCourse(**options)
+
+
+# --------------------------------------------------------------------------------------------
+# Output contract, summary, errors
+# --------------------------------------------------------------------------------------------
+
+
+def test_to_json_is_the_trend_contract():
+    photos, _ = build_course(0, shape="clear", photos_per_day={3: 2})
+    trend = assess_course(photos).to_json()
+    json.dumps(trend, allow_nan=False)
+    assert trend["status"] in STATUSES and isinstance(trend["see_dermatologist"], bool)
+    for key in ("reasons", "projected_resolution_day", "projected_resolution_interval",
+                "severity", "expected_course", "series", "tracks", "summary"):
+        assert key in trend
+    for key in ("day", "photos", "redness_index", "lesion_count", "new", "persisting", "resolved",
+                "oldest_persisting_age_days", "by_region"):
+        assert key in trend["series"][0]
+    for key in ("id", "first_day", "last_day", "x_ref", "y_ref", "kind", "days"):
+        assert key in trend["tracks"][0]
+    band = trend["expected_course"]["band"]["lesions"]
+    assert len(band["days"]) == len(band["upper"]) == len(band["lower"])
+    assert trend["expected_course"]["resolves_by_day"] == 7
+
+
+@pytest.mark.parametrize(
+    ("options", "start", "flagged"),
+    [(dict(shape="clear", days=range(0, 6)), "Day 5 after treatment:", False),
+     (dict(shape="growing"), "Day 9 after treatment:", True),
+     (dict(shape="clear", with_day=False), "Day 9 since your first photo:", False),
+     (dict(shape="clear", days=(0, 1)), "Day 1 after treatment:", False)],
+)
+def test_summary_is_short_and_plain(options, start, flagged):
+    photos, _ = build_course(0, **options)
+    course = assess_course(photos)
+    text = summarise(course)
+    assert text.startswith(start) and len(text) < 400
+    assert ("Consider contacting your dermatologist" in text) == flagged
+    assert "spot" in text and "diagnos" not in text and "infection" not in text
+
+
+def test_today_day_calls_out_an_old_photo():
+    photos, _ = build_course(0, shape="clear", days=range(0, 5))
+    course = assess_course(photos, today_day=9)
+    assert course.today_day == 9
+    assert any("latest photo is from day 4" in r for r in course.reasons)
+    with pytest.raises(ValueError, match="today_day"):
+        assess_course(photos, today_day=2)
+
+
+@pytest.mark.parametrize(
+    ("photo", "message"),
+    [({"file": "a.jpg", "status": "ok", "day": 1.5}, "whole number"),
+     ({"file": "a.jpg", "status": "ok", "day": None, "captured_at": "yesterday"}, "ISO 8601"),
+     ({"file": "a.jpg", "status": "ok", "day": 1, "lesions": [{"x": 1, "y": 2}],
+       "to_reference": [[1, 0], [0, 1]]}, "3x3"),
+     ({"file": "a.jpg", "status": "ok", "day": 1, "lesion_count": "many"}, "lesion_count")],
+)
+def test_malformed_records_say_what_was_expected(photo, message):
+    with pytest.raises(ValueError, match=message):
+        assess_course([photo])
+
+
+def test_public_api_is_exactly_all():
+    name = course_module.__name__
+    public = {
+        n for n, v in vars(course_module).items()
+        if not n.startswith("_") and not inspect.ismodule(v)
+        and getattr(v, "__module__", name) == name
+    }
+    assert public == set(course_module.__all__)
+
+
+def test_results_are_reproducible():
+    photos, _ = build_course(7, shape="second_wave", photos_per_day=2)
+    photos = random.Random(0).sample(photos, len(photos))
+    assert assess_course(photos).to_json() == assess_course(photos).to_json()
