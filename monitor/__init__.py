@@ -1,9 +1,12 @@
 """Breakout Monitor: follow a skin breakout day by day from ordinary photos."""
 
 from monitor.errors import (
+    AccessDenied,
+    AccountError,
     AlignmentFailed,
     MonitorError,
     NoFaceFound,
+    NoSkinFound,
     NotEnoughPhotos,
     PhotoTooLarge,
     PhotoTooSmall,
@@ -14,9 +17,12 @@ from monitor.errors import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "AccessDenied",
+    "AccountError",
     "AlignmentFailed",
     "MonitorError",
     "NoFaceFound",
+    "NoSkinFound",
     "NotEnoughPhotos",
     "PhotoTooLarge",
     "PhotoTooSmall",

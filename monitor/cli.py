@@ -52,6 +52,18 @@ def _parser() -> argparse.ArgumentParser:
                          metavar="FILE=DATE", help="override a photo's capture time (repeatable)")
     analyze.add_argument("--json", required=True, metavar="OUT", help="where to write the JSON")
     analyze.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+    lesions = commands.add_parser(
+        "lesions", help="count spots on close-up photos (no whole face needed)",
+        description="Find papules and pustules on close-ups; skin is found by colour.")
+    lesions.add_argument("paths", nargs="+", metavar="IMAGE",
+                         help="close-up photo files, or folders whose files are all considered")
+    lesions.add_argument("--json", required=True, metavar="OUT", help="where to write the JSON")
+    lesions.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+    from monitor.clinic_cli import add_clinic_commands
+
+    add_clinic_commands(commands)  # users add, reanalyse, demo
     return parser
 
 
@@ -99,12 +111,41 @@ def _analyze(args: argparse.Namespace) -> int:
         progress=None if args.quiet else _progress,
     )
     out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(analysis, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(out)
+    _write_json(analysis, out)
     print(_summary(analysis))
     print(f"Analysis written to {out}.")
+    trend = analysis.get("trend")
+    if trend:
+        print()
+        print(trend["summary"])
+    return 0
+
+
+def _write_json(data: dict, out: Path) -> None:
+    """Write atomically: a reader never sees half a file."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(out)
+
+
+def _lesions(args: argparse.Namespace) -> int:
+    from monitor.pipeline import CLOSEUP_SCHEMA, analyse_closeup, expand_paths
+
+    files = expand_paths(args.paths)
+    photos = []
+    for i, path in enumerate(files):
+        photos.append(analyse_closeup(path))
+        if not args.quiet:
+            _progress(i + 1, len(files), path.name, photos[-1]["status"])
+    out = Path(args.json)
+    _write_json({"schema": CLOSEUP_SCHEMA, "photos": photos}, out)
+    for p in photos:
+        if p["status"] == "ok":
+            print(f"  {p['file']}: {p['lesion_count']} spots")
+        else:
+            print(f"  {p['file']}: not used. {p['reason']}")
+    print(f"Results written to {out}.")
     return 0
 
 
@@ -113,4 +154,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "analyze":
         return _analyze(args)
+    if args.command == "lesions":
+        return _lesions(args)
+    if args.command in ("users", "reanalyse", "demo"):
+        from monitor.clinic_cli import run_clinic_command
+
+        return run_clinic_command(args)
     return 2

@@ -11,9 +11,12 @@ as they are; any other exception is a bug.
     ├── PhotoTooLarge          would decode to too many pixels (decompression bomb)
     ├── PhotoTooSmall          too few pixels to hold a measurable face
     ├── NoFaceFound            no face, or no single dominant face
+    ├── NoSkinFound            a close-up shows no skin to measure
     ├── PoorPhotoQuality       blurred, badly lit, face too small, pose too far off
     ├── AlignmentFailed        could not be mapped onto the reference photo
-    └── NotEnoughPhotos        too few usable photos for what was asked
+    ├── NotEnoughPhotos        too few usable photos for what was asked
+    ├── AccessDenied           the signed-in person may not see or change this record
+    └── AccountError           an account cannot be created or changed as asked
 """
 
 from __future__ import annotations
@@ -24,9 +27,12 @@ __all__ = [
     "PhotoTooLarge",
     "PhotoTooSmall",
     "NoFaceFound",
+    "NoSkinFound",
     "PoorPhotoQuality",
     "AlignmentFailed",
     "NotEnoughPhotos",
+    "AccessDenied",
+    "AccountError",
 ]
 
 
@@ -50,6 +56,10 @@ class NoFaceFound(MonitorError):
     """No single dominant face was found in the photo."""
 
 
+class NoSkinFound(MonitorError):
+    """A close-up photo shows no skin to measure."""
+
+
 class PoorPhotoQuality(MonitorError):
     """The photo fails the quality gate; the message says how to retake it."""
 
@@ -60,3 +70,11 @@ class AlignmentFailed(MonitorError):
 
 class NotEnoughPhotos(MonitorError):
     """Too few usable photos for the requested analysis."""
+
+
+class AccessDenied(MonitorError):
+    """The signed-in person may not see or change this record."""
+
+
+class AccountError(MonitorError):
+    """An account cannot be created or changed as asked."""

@@ -309,8 +309,8 @@ class Face:
 
         forehead = skin & (v < brow_v - 0.05)
         chin = skin & (v > lip_bottom_v + 0.03) & (np.abs(u - midline_u) < mouth_half * 1.15)
-        cheek_band = skin & (v > eye_bottom_v + 0.08) & ~nose_mask & ~chin & (v < lip_bottom_v + 0.4)
-        cheek_band &= np.abs(u - midline_u) > 0.32
+        cheek_band = skin & (v > eye_bottom_v + 0.08) & (v < lip_bottom_v + 0.4)
+        cheek_band &= ~nose_mask & ~chin & (np.abs(u - midline_u) > 0.32)
         return {
             "forehead": forehead,
             "left_cheek": cheek_band & (u > midline_u),

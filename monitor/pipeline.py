@@ -24,17 +24,24 @@ import cv2
 import numpy as np
 
 from monitor.align import Alignment, AlignmentTarget, align, prepare_reference
-from monitor.errors import AlignmentFailed, MonitorError, PoorPhotoQuality
+from monitor.colour import IDENTITY, ColourCorrection, estimate_correction, linear_to_srgb
+from monitor.course import Symptoms, assess_course
+from monitor.errors import AlignmentFailed, MonitorError, NoSkinFound, PoorPhotoQuality
 from monitor.face import REGIONS, Face, find_face
+from monitor.lesions import Lesion, detect_lesions
 from monitor.photo import Photo, load_photo
 from monitor.quality import Quality, assess, check_pose
+from monitor.redness import Redness, RednessBaseline, measure_redness
 
 __all__ = [
     "SCHEMA",
     "WORKING_IOD_PX",
+    "CLOSEUP_SCHEMA",
     "FaceCrop",
+    "Measurement",
     "PhotoResult",
     "Reference",
+    "analyse_closeup",
     "analyse_photo",
     "analyse_series",
     "make_reference",
@@ -104,6 +111,31 @@ def face_crop(rgb: np.ndarray, face: Face) -> FaceCrop:
 
 
 @dataclass(frozen=True, eq=False)
+class Measurement:
+    """Colour correction, redness and lesions of one photo, in its working copy's pixels."""
+
+    colour: ColourCorrection
+    redness: Redness
+    lesions: tuple[Lesion, ...]
+    regions: dict[str, np.ndarray]  # region masks in the working copy
+
+    def lesions_json(self, crop: FaceCrop) -> list[dict]:
+        """Lesions in the photo's own pixels, with the facial region each lies in."""
+        out = []
+        for lesion in self.lesions:
+            (x, y), = crop.to_photo(np.array([[lesion.x, lesion.y]]))
+            entry = lesion.to_json()
+            entry.update(x=round(float(x), 1), y=round(float(y), 1),
+                         radius=round(lesion.radius_px / crop.scale, 1))
+            cx, cy = int(round(lesion.x)), int(round(lesion.y))
+            entry["region"] = next((name for name, mask in self.regions.items()
+                                    if 0 <= cy < mask.shape[0] and 0 <= cx < mask.shape[1]
+                                    and mask[cy, cx]), None)
+            out.append(entry)
+        return out
+
+
+@dataclass(frozen=True, eq=False)
 class PhotoResult:
     """What the analysis knows about one photo (the contract's entry, before JSON)."""
 
@@ -118,6 +150,7 @@ class PhotoResult:
     crop: FaceCrop | None = None
     alignment: Alignment | None = None
     to_reference: np.ndarray | None = None
+    measurement: Measurement | None = None
 
     def to_json(self, *, treatment_date: date | None) -> dict:
         day = None
@@ -135,7 +168,7 @@ class PhotoResult:
             "to_reference": None,
             "alignment_score": None,
             "alignment_method": None,
-            # Owned by the measurement issue: null until measured, never a made-up value.
+            # Null unless measured: never a made-up value.
             "redness": None,
             "lesion_count": None,
             "lesions": None,
@@ -148,14 +181,21 @@ class PhotoResult:
             entry["alignment_score"] = round(self.alignment.score, 4)
             entry["alignment_method"] = self.alignment.method
         if self.crop is not None and self.status == "ok":
-            entry["regions"] = _regions_json(self.crop)
+            measured = self.measurement
+            entry["regions"] = _regions_json(self.crop, None if measured is None
+                                             else measured.regions)
             entry["face"] = _face_json(self.crop)
+            if measured is not None:
+                entry["redness"] = measured.redness.to_json()
+                entry["lesions"] = measured.lesions_json(self.crop)
+                entry["lesion_count"] = len(entry["lesions"])
+                entry["colour"] = measured.colour.to_json()
         return entry
 
 
-def _regions_json(crop: FaceCrop) -> dict:
+def _regions_json(crop: FaceCrop, masks: dict[str, np.ndarray] | None) -> dict:
     """Area (photo pixels²) and bounding box (photo pixels) of each facial region."""
-    masks = crop.face.region_masks()
+    masks = crop.face.region_masks() if masks is None else masks
     area_scale = crop.scale**2
     out = {}
     for name in REGIONS:
@@ -239,16 +279,94 @@ def _pick_reference(results: Sequence[PhotoResult], reference: str | None) -> Ph
 class Reference:
     """The reference photo's result, prepared for aligning other photos onto it."""
 
-    result: PhotoResult
+    result: PhotoResult  # aligned (identity) and measured
     target: AlignmentTarget
+    baseline: RednessBaseline
+    features: tuple[Lesion, ...]  # spots already there, excluded from later photos' lesions
 
 
-def make_reference(result: PhotoResult) -> Reference:
-    """Prepare an accepted photo as the reference of a course."""
+def make_reference(result: PhotoResult, *, is_baseline: bool = True) -> Reference:
+    """Prepare an accepted photo as the reference of a course, and measure it.
+
+    Parameters
+    ----------
+    result : PhotoResult
+        An accepted photo, from :func:`analyse_photo` without a reference.
+    is_baseline : bool
+        The reference photo was taken before the breakout (on or before the treatment day, or
+        no treatment date known). Then spots it shows are features of the skin that were
+        already there (moles, freckles, old marks), and are not counted on later photos.
+    """
     if result.status != "ok" or result.crop is None:
         raise ValueError(f"the reference photo must be accepted, got status {result.status!r}")
-    return Reference(result=result, target=prepare_reference(result.crop.pixels,
-                                                             result.crop.face))
+    crop = result.crop
+    identity = np.eye(3)
+    measurement = _measure(crop, IDENTITY, baseline=None, exclude=None)
+    result = replace(result, to_reference=identity, measurement=measurement,
+                     alignment=Alignment(to_reference=identity, score=1.0, method="reference",
+                                         landmark_residual_iod=0.0))
+    features: tuple[Lesion, ...] = ()
+    if is_baseline:
+        features = detect_lesions(
+            _srgb8(IDENTITY.apply(crop.pixels)), skin_mask=crop.face.skin_mask(),
+            px_per_mm=crop.face.px_per_mm, min_confidence=_FEATURE_CONFIDENCE)
+    return Reference(result=result, target=prepare_reference(crop.pixels, crop.face),
+                     baseline=measurement.redness.baseline(), features=features)
+
+
+# Spots on the baseline photo at least this confident count as pre-existing features: lower
+# than the lesion threshold, so a faint mole or freckle is remembered too.
+_FEATURE_CONFIDENCE = 0.25
+_FEATURE_MARGIN_MM = 1.0
+
+
+def _srgb8(linear: np.ndarray) -> np.ndarray:
+    return np.round(linear_to_srgb(linear) * 255.0).astype(np.uint8)
+
+
+def _disc_mask(shape: tuple[int, int], centres: np.ndarray, radii: np.ndarray) -> np.ndarray:
+    mask = np.zeros(shape, np.uint8)
+    for (x, y), r in zip(centres, radii, strict=True):
+        cv2.circle(mask, (int(round(x)), int(round(y))), max(1, int(round(r))), 1, -1)
+    return mask.astype(bool)
+
+
+def _measure(crop: FaceCrop, colour: ColourCorrection, *, baseline: RednessBaseline | None,
+             exclude: np.ndarray | None) -> Measurement:
+    """Colour-correct the working copy, find lesions, measure redness around them."""
+    linear = colour.apply(crop.pixels)
+    face = crop.face
+    skin = face.skin_mask()
+    regions = face.region_masks()
+    lesions = detect_lesions(_srgb8(linear), skin_mask=skin, px_per_mm=face.px_per_mm,
+                             exclude_mask=exclude)
+    spots = None
+    if lesions:
+        spots = _disc_mask(skin.shape, np.array([(les.x, les.y) for les in lesions]),
+                           np.array([1.5 * les.radius_px + 1 for les in lesions]))
+    redness = measure_redness(linear, skin, regions, baseline=baseline, exclude=spots)
+    return Measurement(colour=colour, redness=redness, lesions=lesions, regions=regions)
+
+
+def _measure_aligned(result: PhotoResult, reference: Reference) -> PhotoResult:
+    """Measure an aligned photo against the reference: light, redness, new lesions."""
+    crop, ref_crop = result.crop, reference.result.crop
+    assert crop is not None and ref_crop is not None and result.to_reference is not None
+    # Working copy -> reference working copy.
+    crop_to_ref = ref_crop.to_crop @ result.to_reference @ np.linalg.inv(crop.to_crop)
+    colour = estimate_correction(crop.pixels, ref_crop.pixels, reference_face=ref_crop.face,
+                                 photo_face=crop.face, to_reference=crop_to_ref)
+    exclude = None
+    if reference.features:
+        from monitor.face import apply_homography
+
+        centres = apply_homography(np.linalg.inv(crop_to_ref),
+                                   np.array([(f.x, f.y) for f in reference.features]))
+        margin = _FEATURE_MARGIN_MM * crop.face.px_per_mm
+        exclude = _disc_mask(crop.pixels.shape[:2], centres,
+                             np.array([f.radius_px + margin for f in reference.features]))
+    return replace(result, measurement=_measure(crop, colour, baseline=reference.baseline,
+                                                exclude=exclude))
 
 
 def analyse_photo(source: str | os.PathLike | bytes, *, name: str | None = None,
@@ -275,12 +393,6 @@ def analyse_photo(source: str | os.PathLike | bytes, *, name: str | None = None,
     return result
 
 
-def _as_reference(result: PhotoResult) -> PhotoResult:
-    identity = np.eye(3)
-    return replace(result, to_reference=identity, alignment=Alignment(
-        to_reference=identity, score=1.0, method="reference", landmark_residual_iod=0.0))
-
-
 def _align_to(result: PhotoResult, reference: Reference, *, strict: bool) -> PhotoResult:
     ref, target = reference.result, reference.target
     assert result.crop is not None and ref.crop is not None and result.quality is not None
@@ -296,7 +408,8 @@ def _align_to(result: PhotoResult, reference: Reference, *, strict: bool) -> Pho
         to_reference = np.linalg.inv(ref.crop.to_crop) @ alignment.to_reference @ \
             result.crop.to_crop
         to_reference /= to_reference[2, 2]
-        return replace(result, alignment=alignment, to_reference=to_reference)
+        result = replace(result, alignment=alignment, to_reference=to_reference)
+        return _measure_aligned(result, reference)
     except MonitorError as error:
         return replace(result, status="rejected", reason=str(error))
     except (cv2.error, np.linalg.LinAlgError):
@@ -314,6 +427,7 @@ def analyse_series(
     reference: str | None = None,
     captured_at: Mapping[str, datetime] | None = None,
     progress: ProgressCallback | None = None,
+    symptoms: Sequence[Symptoms] = (),
     strict: bool = False,
 ) -> dict:
     """Analyse a course of photos into the ``monitor.analysis/1`` contract.
@@ -330,6 +444,8 @@ def analyse_series(
         Capture times by file name, overriding EXIF and file times.
     progress : callable, optional
         Called as ``progress(done, total, file_name, status)`` after each step of each photo.
+    symptoms : sequence of Symptoms
+        What the patient reported (fever, pain, ...); any of them raises the flag.
     strict : bool
         Re-raise unexpected (non-:class:`MonitorError`) exceptions instead of rejecting the
         photo; for tests, where a bug must stay visible.
@@ -351,10 +467,12 @@ def analyse_series(
 
     ref = _pick_reference(results, reference)
     if ref is not None:
-        prepared = make_reference(ref)
+        is_baseline = (treatment_date is None or ref.captured_at is None
+                       or ref.captured_at.date() <= treatment_date)
+        prepared = make_reference(ref, is_baseline=is_baseline)
         for i, result in enumerate(results):
             if result is ref:
-                results[i] = _as_reference(result)
+                results[i] = prepared.result
             elif result.status == "ok":
                 results[i] = _align_to(result, prepared, strict=strict)
             if progress:
@@ -363,10 +481,50 @@ def analyse_series(
     order = sorted(range(len(results)), key=lambda i: (
         results[i].captured_at is None,
         results[i].captured_at.timestamp() if results[i].captured_at else 0, results[i].file))
+    photos = [results[i].to_json(treatment_date=treatment_date) for i in order]
     return {
         "schema": SCHEMA,
         "treatment_date": None if treatment_date is None else treatment_date.isoformat(),
         "reference": None if ref is None else ref.file,
-        "photos": [results[i].to_json(treatment_date=treatment_date) for i in order],
-        "trend": None,
+        "photos": photos,
+        "trend": assess_course(photos, symptoms=symptoms).to_json(),
     }
+
+
+CLOSEUP_SCHEMA = "monitor.lesions/1"
+
+
+def analyse_closeup(source: str | os.PathLike | bytes, *, name: str | None = None,
+                    strict: bool = False) -> dict:
+    """Lesions and redness of a close-up photo (one cheek, no whole face): one JSON entry.
+
+    Skin is found by colour instead of landmarks, and the scale is the close-up default of
+    :func:`monitor.lesions.closeup_px_per_mm`. The redness figures are the photo's own (there is
+    no reference photo): ``index`` is null, ``mean_a_star`` and ``erythema_index`` are given.
+    """
+    from monitor.lesions import skin_mask_by_colour
+
+    file = name or (Path(source).name if not isinstance(source, bytes) else "photo")
+    entry: dict = {"file": file, "status": "rejected", "reason": None, "lesion_count": None,
+                   "lesions": None, "redness": None}
+    try:
+        photo = load_photo(source, name=file)
+        skin = skin_mask_by_colour(photo.pixels)
+        if skin.sum() < 0.02 * skin.size:
+            raise NoSkinFound("We could not find skin in this photo. Take the close-up in good "
+                              "light, filling the frame with the area of skin to follow.")
+        lesions = detect_lesions(photo.pixels, skin_mask=skin)
+        redness = measure_redness(IDENTITY.apply(photo.pixels), skin, {})
+        figures = redness.to_json()
+        figures.update(index=None, red_fraction=None,
+                       units="CIELAB a* of this photo's skin (no reference photo)")
+        entry.update(status="ok", lesions=[les.to_json() for les in lesions],
+                     lesion_count=len(lesions), redness=figures)
+    except MonitorError as error:
+        entry["reason"] = str(error)
+    except Exception:
+        if strict:
+            raise
+        traceback.print_exc(file=sys.stderr)
+        entry["reason"] = _INTERNAL
+    return entry

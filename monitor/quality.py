@@ -36,7 +36,7 @@ class QualityLimits:
 
     min_sharpness: float = 0.15
     warn_sharpness: float = 0.3
-    min_inter_ocular_px: float = 50.0  # below this a 1 mm spot is under one pixel
+    min_inter_ocular_px: float = 32.0  # below this a 1 mm spot is about half a pixel
     warn_inter_ocular_px: float = 90.0
     min_skin_l: float = 22.0
     warn_skin_l_low: float = 35.0

@@ -72,6 +72,9 @@ class PoseRange:
     noise_sigma: float = 1.5
 
 
+DEFAULT_POSE = PoseRange()
+
+
 @dataclass(frozen=True, eq=False)
 class SyntheticPhoto:
     """One day's photo and everything that is known about it."""
@@ -210,7 +213,13 @@ def _erythema_field(landmarks: np.ndarray, iod: float, shape: tuple[int, int]) -
         c = eyes + (cu * u + cv * v) * iod
         field_ = np.maximum(field_, np.exp(-((xs - c[0]) ** 2 + (ys - c[1]) ** 2)
                                            / (2 * (s * iod) ** 2)))
-    return field_
+    # Blood is in the skin only: keep the redness inside the face oval (feathered edge).
+    from monitor.face import _topology  # noqa: PLC0415
+
+    oval = np.zeros(shape, np.float32)
+    cv2.fillPoly(oval, [np.round(landmarks[list(_topology()["oval"])]).astype(np.int32)], 1.0)
+    oval = cv2.GaussianBlur(oval, (0, 0), 0.04 * iod)
+    return field_ * oval
 
 
 def _paint_skin(base: np.ndarray, erythema_field: np.ndarray, erythema: float,
@@ -294,7 +303,7 @@ def _expression(rng: np.random.Generator, landmarks: np.ndarray, iod: float,
 
 
 def make_course(seed: int, *, days: Sequence[int] = tuple(range(8)),
-                treatment_date: date = date(2026, 3, 2), pose: PoseRange = PoseRange(),
+                treatment_date: date = date(2026, 3, 2), pose: PoseRange = DEFAULT_POSE,
                 n_lesions: int = 14, pustule_fraction: float = 0.25,
                 radius_px: tuple[float, float] = (3.5, 8.0), n_moles: int = 3,
                 erythema: Sequence[float] | None = None,

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Set up .venv/ and analyse the bundled sample course.
+# Set up .venv/ and start the clinic app on the demo clinic built from sample_images/
+# (first start: about a minute to analyse the sample course). Open http://localhost:8501.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh requirements.txt
-exec .venv/bin/python -m monitor analyze sample_images --treatment-date 2026-03-02 \
-  --json sample_images_analysis.json
+exec .venv/bin/python -m monitor.clinic_cli demo --data data/demo "$@"

@@ -15,7 +15,7 @@ from tests.courses import course
 def course_folder(tmp_path_factory):
     """``course_folder(seed)`` writes a seeded course as JPEGs (EXIF times set) once."""
 
-    @functools.lru_cache(maxsize=None)
+    @functools.cache
     def write(seed: int) -> tuple[SyntheticCourse, Path]:
         folder = tmp_path_factory.mktemp(f"course{seed}")
         c = course(seed)

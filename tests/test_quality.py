@@ -53,7 +53,7 @@ def test_image_checks(good, label, change, verdict, hint):
 
 def test_small_face_rejected_with_a_hint(good):
     image, _ = good
-    small = cv2.resize(image, None, fx=0.2, fy=0.2, interpolation=cv2.INTER_AREA)
+    small = cv2.resize(image, None, fx=0.15, fy=0.15, interpolation=cv2.INTER_AREA)
     quality = assess(small, find_face(small))
     assert not quality.ok
     assert any("arm's length" in p for p in quality.problems)

@@ -1,0 +1,122 @@
+"""Shared pieces of the pages: the store, the signed-in user, cached reads, plain errors."""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+
+import streamlit as st
+
+from monitor.clinic import CourseView, course_view, reference_for
+from monitor.errors import MonitorError
+from monitor.imagery import aligned_photo
+from monitor.report import STATUS_WORDS
+from monitor.store import Store, User
+
+SYMPTOM_QUESTIONS = {
+    "fever": "Do you have a fever (38 °C or more)?",
+    "pain": "Is the treated skin painful (more than tender)?",
+    "spreading_redness": "Is the redness spreading beyond the treated area?",
+    "pus": "Do you see pus (yellow or white fluid)?",
+    "cold_sores": "Do you have cold sores?",
+}
+
+
+@st.cache_resource
+def _open_store(data_dir: str) -> Store:
+    return Store(data_dir)
+
+
+def get_store() -> Store:
+    return _open_store(os.environ.get("MONITOR_DATA") or "data")
+
+
+def current_user() -> User | None:
+    return st.session_state.get("user")
+
+
+def sign_out() -> None:
+    st.session_state.clear()
+
+
+def sidebar(store: Store, user: User | None) -> None:
+    if store.is_demo:
+        st.sidebar.warning("Demo clinic: made-up patients and demo accounts, for trying the app. "
+                           f"Its 'today' is {store.today():%d %B %Y}.")
+    if user is not None:
+        st.sidebar.write(f"Signed in as **{user.display_name}**")
+        st.sidebar.button("Sign out", on_click=sign_out, key="sign_out")
+
+
+@contextmanager
+def plain_errors():
+    """Show a MonitorError's message as it is; anything else as a plain apology."""
+    try:
+        yield
+    except MonitorError as error:
+        st.error(str(error))
+        st.stop()
+
+
+def view(store: Store, user: User, patient_id: int) -> CourseView:
+    """The course from stored results, cached until anything it depends on changes."""
+    revision = store.revision(user, patient_id)  # also checks access
+    return _view(store, user, patient_id, revision)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _view(_store: Store, user: User, patient_id: int, revision: tuple) -> CourseView:
+    return course_view(_store, user, patient_id)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def aligned(_store: Store, user: User, patient_id: int, photo_id: int, to_reference: tuple,
+            ref_photo_id: int, ref_sha: str, treatment_date):
+    """The photo warped onto the reference photo's face (cached per photo and reference)."""
+    v_ref = next(p for p in _store.photos(user, patient_id) if p.id == ref_photo_id)
+    reference = reference_for(_store, user, v_ref, treatment_date)
+    return aligned_photo(_store.photo_bytes(user, photo_id), [list(r) for r in to_reference],
+                         reference)
+
+
+def reference(store: Store, user: User, v: CourseView):
+    ref = v.reference_photo
+    return None if ref is None else reference_for(store, user, ref, v.patient.treatment_date)
+
+
+def aligned_of(store: Store, user: User, v: CourseView, entry: dict):
+    ref = v.reference_photo
+    if ref is None or entry.get("to_reference") is None:
+        return None
+    return aligned(store, user, v.patient.id, entry["photo_id"],
+                   tuple(tuple(r) for r in entry["to_reference"]), ref.id, ref.sha256,
+                   v.patient.treatment_date)
+
+
+def status_box(trend: dict) -> None:
+    words = STATUS_WORDS.get(trend.get("status"), trend.get("status"))
+    reasons = trend.get("reasons") or []
+    if trend.get("see_dermatologist"):
+        st.error(f"**{words}.** Please contact your dermatologist.", icon="⚠️")
+    elif trend.get("status") in ("resolved", "resolving_as_expected"):
+        st.success(f"**{words}.**", icon="✅")
+    else:
+        st.info(f"**{words}.**")
+    for reason in reasons:
+        st.write(f"- {reason}")
+
+
+def day_label(entry: dict) -> str:
+    return f"day {entry['day']}" if entry.get("day") is not None else entry.get("file", "photo")
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def pdf(_store: Store, user: User, patient_id: int, revision: tuple, _v: CourseView,
+        _before, _after, before_label: str, after_label: str) -> bytes:
+    """The one-page PDF (made once per state of the course)."""
+    from monitor.charts import course_png
+    from monitor.report import pdf_report
+
+    return pdf_report(_v, before=_before, after=_after, before_label=before_label,
+                      after_label=after_label, chart_png=course_png(_v.trend),
+                      clinician=user.display_name, generated=_store.today())

@@ -1,0 +1,171 @@
+"""Clinician: one patient's review, corrections, notes, export and erasure."""
+
+import streamlit as st
+
+from app_pages import common
+from app_pages.common import (
+    aligned_of,
+    current_user,
+    day_label,
+    get_store,
+    plain_errors,
+    reference,
+    status_box,
+    view,
+)
+from monitor.charts import course_figure
+from monitor.face import REGIONS
+from monitor.imagery import (
+    draw_lesions,
+    frame_to_photo,
+    lesions_in_frame,
+    redness_overlay,
+    timelapse_gif,
+    wipe,
+)
+from monitor.report import series_csv, series_json
+
+store = get_store()
+user = current_user()
+
+patients = store.patients(user)
+if not patients:
+    st.info("You have no patients yet.")
+    st.stop()
+wanted = st.query_params.get("patient") or st.session_state.get("review_patient")
+ids = [p.id for p in patients]
+try:
+    patient_id = int(wanted) if wanted is not None else ids[0]
+except ValueError:
+    patient_id = -1
+if patient_id not in ids:
+    with plain_errors():
+        store.patient(user, patient_id)  # says plainly that this patient is not theirs
+names = {f"{p.name} (#{p.id})": p.id for p in patients}
+choice = names[st.selectbox("Patient", list(names), index=ids.index(patient_id),
+                            key="review_select")]
+if choice != patient_id:
+    st.query_params["patient"] = str(choice)
+    st.session_state["review_patient"] = choice
+    st.rerun()
+
+with plain_errors():
+    v = view(store, user, patient_id)
+seen = st.session_state.setdefault("audited_views", set())
+if patient_id not in seen:
+    store.record_view(user, patient_id, "review")
+    seen.add(patient_id)
+
+p = v.patient
+st.title(f"Review: {p.name}")
+st.caption(f"{p.procedure} on {p.treatment_date:%d %B %Y}; today is day {v.today_day}. "
+           f"{len(v.accepted)} usable photos.")
+status_box(v.trend)
+
+reported = [(c.day, c.reported) for c in v.checkins if c.reported]
+if reported:
+    st.warning("Reported symptoms: " + "; ".join(
+        f"day {d}: {', '.join(s.replace('_', ' ') for s in r)}" for d, r in reported))
+
+region = st.selectbox("Region", ["whole face", *REGIONS], key="region")
+region_key = None if region == "whole face" else region
+left, right = st.columns(2)
+left.plotly_chart(course_figure(v.trend, "lesions", region=region_key), key="review_lesions")
+right.plotly_chart(course_figure(v.trend, "redness", region=region_key), key="review_redness")
+
+accepted = v.accepted
+if not accepted:
+    st.info("No usable photo yet.")
+    st.stop()
+
+with st.spinner("Lining up the photos..."):
+    frames = {e["photo_id"]: aligned_of(store, user, v, e) for e in accepted}
+ref = reference(store, user, v)
+
+st.subheader("Aligned photos")
+cols = st.columns(min(len(accepted), 8))
+for i, entry in enumerate(accepted):
+    if frames[entry["photo_id"]] is not None:
+        cols[i % len(cols)].image(frames[entry["photo_id"]], caption=day_label(entry))
+
+first, last = accepted[0], accepted[-1]
+if len(accepted) >= 2:
+    share = st.slider("Before / after", 0, 100, 50, key="wipe_review")
+    st.image(wipe(frames[first["photo_id"]], frames[last["photo_id"]], share / 100),
+             caption=f"left: {day_label(first)}, right: {day_label(last)}", width=480)
+
+st.subheader("Lesions and redness on one photo")
+labels = {f"{day_label(e)} - {e.get('file')}": e["photo_id"] for e in accepted}
+picked = st.selectbox("Photo", list(labels), index=len(labels) - 1, key="overlay_photo")
+photo_id = labels[picked]
+entry = next(e for e in accepted if e["photo_id"] == photo_id)
+lesions = lesions_in_frame(entry, ref)
+st.metric("Spots on this photo", entry.get("lesion_count") or 0)
+c1, c2 = st.columns(2)
+c1.image(draw_lesions(frames[photo_id], lesions), caption="lesions (blue: added by you)")
+c2.image(redness_overlay(frames[photo_id], ref), caption="redness above day 0")
+
+st.markdown("**Correct the engine**")
+for i, le in enumerate(lesions, start=1):
+    a, b = st.columns([3, 1])
+    who = "added by a clinician" if le.get("added_by_clinician") else \
+        f"confidence {le.get('confidence', 0):.2f}"
+    a.write(f"{i}. {le.get('kind', 'spot')} in {str(le.get('region')).replace('_', ' ')} "
+            f"({who})")
+    if b.button("Reject", key=f"reject_{photo_id}_{i}"):
+        store.add_correction(user, photo_id, action="reject", x=le["x"], y=le["y"],
+                             radius=float(le.get("radius") or 2))
+        st.rerun()
+with st.form("add_lesion"):
+    h, w = frames[photo_id].shape[:2]
+    x = st.number_input("x on the picture (pixels from the left)", 0, w, w // 2, key="add_x")
+    y = st.number_input("y on the picture (pixels from the top)", 0, h, h // 2, key="add_y")
+    kind = st.selectbox("Kind", ["papule", "pustule"], key="add_kind")
+    if st.form_submit_button("Add a missed lesion"):
+        px, py = frame_to_photo(entry, ref, float(x), float(y))
+        store.add_correction(user, photo_id, action="add", x=px, y=py, radius=4.0, kind=kind)
+        st.rerun()
+mine = [c for c in v.corrections if c.photo_id == photo_id]
+for c in mine:
+    a, b = st.columns([3, 1])
+    a.caption(f"{c.action} at ({c.x:.0f}, {c.y:.0f}) by {c.author}, {c.created_at:%d %b %H:%M}")
+    if b.button("Undo", key=f"undo_{c.id}"):
+        store.remove_correction(user, c.id)
+        st.rerun()
+
+st.subheader("Notes")
+for note in store.notes(user, patient_id):
+    st.write(f"**{note.author}**, {note.created_at:%d %b %Y %H:%M}: {note.text}")
+with st.form("note", clear_on_submit=True):
+    text = st.text_area("Add a note", key="note_text")
+    if st.form_submit_button("Save note") and text.strip():
+        store.add_note(user, patient_id, text.strip())
+        st.rerun()
+
+st.subheader("Export")
+e1, e2, e3, e4 = st.columns(4)
+report = common.pdf(store, user, patient_id, store.revision(user, patient_id), v,
+                    frames[first["photo_id"]], frames[last["photo_id"]], day_label(first),
+                    day_label(last))
+e1.download_button("PDF for the record", report, file_name=f"course-{patient_id}.pdf",
+                   mime="application/pdf", key="download_pdf")
+e2.download_button("Series (CSV)", series_csv(v), file_name=f"course-{patient_id}.csv",
+                   mime="text/csv", key="download_csv")
+e3.download_button("Series (JSON)", series_json(v), file_name=f"course-{patient_id}.json",
+                   mime="application/json", key="download_json")
+if e4.button("Make a time-lapse", key="make_gif"):
+    gif = timelapse_gif([frames[e["photo_id"]] for e in accepted],
+                        [day_label(e) for e in accepted])
+    e4.download_button("Time-lapse (GIF)", gif, file_name=f"course-{patient_id}.gif",
+                       mime="image/gif", key="download_gif")
+
+with st.expander("Erase this patient (right to erasure)"):
+    st.write("This deletes every photo, measurement, answer and note of this patient, and "
+             "their account. It cannot be undone.")
+    confirm = st.text_input(f"Type the patient's name ({p.name}) to confirm", key="erase_name")
+    if st.button("Erase for good", key="erase", type="primary"):
+        with plain_errors():
+            store.delete_patient(user, patient_id, confirm_name=confirm)
+        st.session_state.pop("review_patient", None)
+        st.query_params.clear()
+        st.switch_page("app_pages/triage.py")

@@ -1,0 +1,27 @@
+"""Sign in (the only page before signing in)."""
+
+import streamlit as st
+
+from app_pages.common import get_store
+from monitor.demo import DEMO_ACCOUNTS
+
+store = get_store()
+st.title("Breakout Monitor")
+st.write("Follow your skin day by day after a treatment, with your dermatologist.")
+
+with st.form("sign_in"):
+    username = st.text_input("User name", key="login_username")
+    password = st.text_input("Password", type="password", key="login_password")
+    submitted = st.form_submit_button("Sign in")
+if submitted:
+    user = store.authenticate(username, password)
+    if user is None:
+        st.error("That user name and password do not match. Please try again.")
+    else:
+        st.session_state["user"] = user
+        st.rerun()
+
+if store.is_demo:
+    st.info("This is a **demo clinic**. Demo accounts (user name / password): "
+            + "; ".join(f"`{u}` / `{p}` ({shown})" for u, (p, _r, shown)
+                        in DEMO_ACCOUNTS.items()))

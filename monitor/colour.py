@@ -1,0 +1,184 @@
+"""Colour normalisation: make photos taken under different light comparable.
+
+Daylight, bathroom bulbs and phone auto-white-balance change the colour of the whole photo; a
+naive a* average then tracks the lamp, not the skin. We model a change of light as a gain per
+channel in linear RGB (von Kries), and estimate it **only from what is not skin**, so that a real
+change of the skin still shows:
+
+1. ``"surroundings"``: hair, background and clothing around the face in the aligned reference
+   photo, compared with the same places in this photo (ratio of channel medians, linear light).
+2. ``"eyes"``: the whites of the eyes (sclera) and teeth when the surroundings are unusable
+   (too few valid pixels, saturated, or too dark).
+3. ``"none"``: the reference photo itself, or when nothing neutral could be found; the photo is
+   then measured as it is and the JSON says so.
+
+Normalising on the skin's own average colour is never done: that erases exactly the redness we
+measure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from monitor.face import Face
+
+__all__ = [
+    "ColourCorrection",
+    "IDENTITY",
+    "srgb_to_linear",
+    "linear_to_srgb",
+    "to_lab",
+    "neutral_mask",
+    "eye_white_mask",
+    "estimate_correction",
+]
+
+_MIN_PIXELS = 400
+_MIN_VALUE, _MAX_VALUE = 0.02, 0.90  # linear; outside this a pixel is too dark or clipped
+
+
+@dataclass(frozen=True)
+class ColourCorrection:
+    """Per-channel gains (linear RGB) that bring a photo to the reference photo's light.
+
+    Attributes
+    ----------
+    gains : tuple of float
+        (red, green, blue) multipliers in linear light.
+    reference : str
+        What the gains were estimated from: ``"surroundings"``, ``"eyes"`` or ``"none"``.
+    pixels : int
+        How many pixel pairs the estimate rests on.
+    """
+
+    gains: tuple[float, float, float]
+    reference: str
+    pixels: int = 0
+
+    def apply(self, rgb: np.ndarray) -> np.ndarray:
+        """The photo in corrected linear RGB, float32 of shape (H, W, 3), 0..1 (may exceed 1)."""
+        return srgb_to_linear(rgb) * np.asarray(self.gains, np.float32)
+
+    def to_json(self) -> dict:
+        return {"reference": self.reference, "gains": [round(g, 4) for g in self.gains],
+                "pixels": self.pixels}
+
+
+IDENTITY = ColourCorrection((1.0, 1.0, 1.0), "none", 0)
+
+_LUT = None
+
+
+def srgb_to_linear(rgb: np.ndarray) -> np.ndarray:
+    """uint8 sRGB to float32 linear RGB (0..1), through a lookup table."""
+    global _LUT
+    if _LUT is None:
+        x = np.arange(256, dtype=np.float64) / 255.0
+        _LUT = np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4).astype(np.float32)
+    if rgb.dtype != np.uint8:
+        raise ValueError(f"expected uint8 sRGB, got {rgb.dtype}")
+    return _LUT[rgb]
+
+
+def linear_to_srgb(linear: np.ndarray) -> np.ndarray:
+    """float linear RGB to float32 sRGB (0..1), clipped."""
+    x = np.clip(linear, 0.0, 1.0).astype(np.float32)
+    return np.where(x <= 0.0031308, x * 12.92, 1.055 * np.power(x, 1 / 2.4) - 0.055)
+
+
+def to_lab(linear: np.ndarray) -> np.ndarray:
+    """Linear RGB (sRGB primaries) to CIELAB (D65): L* 0..100, a*, b* in CIELAB units."""
+    srgb = linear_to_srgb(linear).astype(np.float32)
+    return cv2.cvtColor(srgb, cv2.COLOR_RGB2LAB)
+
+
+def neutral_mask(face: Face, shape: tuple[int, int]) -> np.ndarray:
+    """Where to look for the light, not the skin: around the face (hair, background, clothing).
+
+    The face oval grown by a margin is left out, and so is the neck below the chin (skin
+    that can flush with the face).
+    """
+    height, width = shape
+    oval = face.skin_mask(shape=shape)
+    hull = cv2.convexHull(np.argwhere(oval)[:, ::-1].astype(np.int32))
+    face_area = np.zeros(shape, np.uint8)
+    cv2.fillConvexPoly(face_area, hull, 1)
+    grow = max(3, int(0.15 * face.inter_ocular_px)) * 2 + 1
+    face_area = cv2.dilate(face_area, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (grow, grow)))
+    x0, _, x1, y1 = face.box
+    neck = np.zeros(shape, np.uint8)
+    cv2.rectangle(neck, (int(x0), int(y1 - 0.1 * face.inter_ocular_px)),
+                  (int(np.ceil(x1)), height), 1, -1)
+    return ~(face_area.astype(bool) | neck.astype(bool))
+
+
+def eye_white_mask(face: Face, shape: tuple[int, int], rgb: np.ndarray) -> np.ndarray:
+    """Whites of the eyes and teeth: bright, low-saturation pixels inside eyes and lips."""
+    from monitor.face import _topology
+
+    mask = np.zeros(shape, np.uint8)
+    for part in ("right_eye", "left_eye", "lips"):
+        hull = cv2.convexHull(face.landmarks[list(_topology()[part])].astype(np.float32))
+        cv2.fillConvexPoly(mask, np.round(hull[:, 0]).astype(np.int32), 1)
+    for pupil in (face.right_pupil, face.left_pupil):  # leave out the iris
+        cv2.circle(mask, tuple(np.round(pupil).astype(int)),
+                   int(0.12 * face.inter_ocular_px), 0, -1)
+    hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
+    bright = (hsv[..., 2] > 110) & (hsv[..., 1] < 90)
+    return mask.astype(bool) & bright
+
+
+def _gains(photo_lin: np.ndarray, reference_lin: np.ndarray, mask: np.ndarray, *,
+           min_pixels: int = _MIN_PIXELS) -> tuple[np.ndarray, int] | None:
+    """Per-channel ratio of medians over valid pixels, or None if too few."""
+    valid = mask.copy()
+    for image in (photo_lin, reference_lin):
+        valid &= (image.min(axis=2) > _MIN_VALUE) & (image.max(axis=2) < _MAX_VALUE)
+    count = int(valid.sum())
+    if count < min_pixels:
+        return None
+    # Median of per-pixel log ratios: robust to what moved, exact for a pure change of light.
+    log_ratio = np.log(reference_lin[valid]) - np.log(photo_lin[valid])
+    return np.exp(np.median(log_ratio, axis=0)), count
+
+
+def estimate_correction(photo_rgb: np.ndarray, reference_rgb: np.ndarray, *,
+                        reference_face: Face, photo_face: Face,
+                        to_reference: np.ndarray) -> ColourCorrection:
+    """Gains that bring ``photo_rgb`` to the reference photo's light.
+
+    Parameters
+    ----------
+    photo_rgb : ndarray of shape (H, W, 3), uint8
+        The photo's working copy.
+    reference_rgb : ndarray of shape (h, w, 3), uint8
+        The reference photo's working copy.
+    reference_face, photo_face : Face
+        The faces, each in its own working copy's pixels.
+    to_reference : ndarray of shape (3, 3)
+        Maps ``photo_rgb``'s pixels to ``reference_rgb``'s pixels.
+
+    Returns
+    -------
+    ColourCorrection
+    """
+    shape = reference_rgb.shape[:2]
+    aligned = cv2.warpPerspective(photo_rgb, to_reference, (shape[1], shape[0]),
+                                  flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    inside = cv2.warpPerspective(np.ones(photo_rgb.shape[:2], np.uint8), to_reference,
+                                 (shape[1], shape[0]), flags=cv2.INTER_NEAREST).astype(bool)
+    inside = cv2.erode(inside.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    aligned_lin, reference_lin = srgb_to_linear(aligned), srgb_to_linear(reference_rgb)
+
+    surroundings = neutral_mask(reference_face, shape) & inside
+    found = _gains(aligned_lin, reference_lin, surroundings)
+    if found is not None:
+        return ColourCorrection(tuple(float(g) for g in found[0]), "surroundings", found[1])
+    eyes = eye_white_mask(reference_face, shape, reference_rgb) & inside
+    found = _gains(aligned_lin, reference_lin, eyes, min_pixels=60)
+    if found is not None:
+        return ColourCorrection(tuple(float(g) for g in found[0]), "eyes", found[1])
+    return IDENTITY

@@ -1,0 +1,856 @@
+"""Inflammatory acne lesions (papules and pustules) found in a photo of skin.
+
+How it works
+------------
+1. **Working scale.** The caller gives the scale in pixels per millimetre; the image is
+   resampled so that it is at most ``4 px/mm`` (larger photos are reduced, so a 12 MP photo
+   costs what a 1 MP one does) and at least ``2.5 px/mm``. Every length below is in
+   millimetres, which is why the same detector works at any resolution.
+2. **Candidates.** In CIELAB, a red spot is a local excess of ``a*``. The image is blurred at
+   nine scales (sigma 0.35 to 5.6 mm, steps of sqrt 2); the centre-surround contrast
+   ``G(sigma) - G(2.83 sigma)`` of ``a*`` is a scale-normalised blob response whose value is in
+   ``a*`` units. Its local maxima (over position, best over scale) above a low floor are the
+   candidates; pixels outside the skin mask are first filled with the surrounding skin colour
+   so that the edges of the face, hair or lips do not look like spots.
+3. **Score.** Each candidate is described by about forty numbers that mean the same thing on
+   any photo: the ``a*``, ``L*`` and ``b*`` contrasts at six scales, paleness of the centre
+   against a ring, elongation (Hessian eigenvalues), texture, local and image-wide skin colour,
+   how the candidate ranks within its photo, and how crowded its neighbourhood is. A small
+   gradient-boosted tree ensemble (trained by ``benchmarks/train_lesion_model.py`` on the
+   ACNE04 training photos only, stored as plain arrays in ``monitor/models/lesion_gbt.npz``
+   and evaluated here with numpy) turns them into a probability of being a lesion.
+   A second, rule-based score accepts well-formed round red spots with a clear ``a*`` contrast
+   (a strong papule on a clean background, such as a painted test lesion, is a lesion whatever
+   a model trained on one data set thinks); the confidence is the larger of the two.
+4. **Clean-up.** Candidates are kept best-first, dropping any whose centre lies inside a lesion
+   already kept, then those below ``min_confidence``, outside the skin mask or inside
+   ``exclude_mask``.
+5. **Kind.** At the photo's own resolution, a pustule's centre is paler (higher ``L*``) and less
+   red than its rim; a papule is reddest in its centre.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from scipy import ndimage
+
+__all__ = ["Lesion", "closeup_px_per_mm", "detect_lesions", "skin_mask_by_colour"]
+
+_KINDS = ("papule", "pustule")
+
+_MODEL_PATH = Path(__file__).resolve().parent / "models" / "lesion_gbt.npz"
+
+# The ACNE04 close-ups show a cheek or half a face; the short side of such a frame spans
+# about 200 mm (eye widths of ~30 mm measure ~90-110 px in the 640 px photos).
+_CLOSEUP_FRAME_MM = 200.0
+
+# Resolution at which the search runs: enough to resolve a 0.5 mm radius spot.
+_MAX_WORK_PX_PER_MM = 4.0
+_MIN_WORK_PX_PER_MM = 2.5
+
+# Blur scales (mm): sigma_k = 0.35 * sqrt(2)**k, k = 0..8. Centre-surround pairs k, k+3.
+_SIGMAS_MM = tuple(0.35 * math.sqrt(2.0) ** k for k in range(9))
+_N_CS = 6  # centre scales with a surround three steps up
+_SURROUND_STEP = 3
+
+# A flat disc of radius R gives its strongest centre-surround response near sigma = R / 1.8;
+# Gaussian spots "of radius R" (visible extent) peak near the same place.
+_RADIUS_PER_SIGMA = 1.8
+
+_CANDIDATE_FLOOR_ASTAR = 1.0  # a* units; below this a spot is not even a candidate
+_MAX_CANDIDATES = 600
+
+# Rule path: a round, clearly red spot. Thresholds in a* units and ratios.
+_RULE_ASTAR_CONTRAST = 6.0
+_RULE_ASTAR_Z = 4.0
+_RULE_MAX_ELONGATION = 0.5
+
+# Kind: pustule when the centre is this much lighter (L*) than the rim and not redder.
+_PUSTULE_L_EXCESS = 2.5
+
+# Tuned by cross-validation on the ACNE04 training photos (benchmarks/train_lesion_model.py);
+# the model file carries its own value, this is used when it does not.
+_DEFAULT_MIN_CONFIDENCE = 0.5
+
+
+@dataclass(frozen=True)
+class Lesion:
+    """One inflammatory acne lesion found in a photo.
+
+    Parameters
+    ----------
+    x, y : float
+        Centre in the image's own pixel coordinates (x to the right, y down; the centre of
+        the top-left pixel is (0, 0)).
+    radius_px : float
+        Approximate radius of the red area, in pixels of the same image.
+    kind : {"papule", "pustule"}
+        A pustule has a pale (white-yellow) centre; a papule does not.
+    confidence : float
+        0..1, how sure the detector is that this is an inflammatory lesion.
+    """
+
+    x: float
+    y: float
+    radius_px: float
+    kind: str
+    confidence: float
+
+    def __post_init__(self) -> None:
+        if self.kind not in _KINDS:
+            raise ValueError(f"kind must be one of {_KINDS}, got {self.kind!r}")
+        if not (math.isfinite(self.x) and math.isfinite(self.y)):
+            raise ValueError(f"centre must be finite, got ({self.x}, {self.y})")
+        if not (math.isfinite(self.radius_px) and self.radius_px > 0):
+            raise ValueError(f"radius_px must be a positive number, got {self.radius_px}")
+        if not 0.0 <= self.confidence <= 1.0:
+            raise ValueError(f"confidence must be within 0..1, got {self.confidence}")
+
+    def to_json(self) -> dict[str, float | str]:
+        """Return a JSON-ready dict: ``{"x", "y", "radius", "kind", "confidence"}``.
+
+        Positions and radius are rounded to 0.1 px, confidence to 0.001.
+        """
+        return {
+            "x": round(self.x, 1),
+            "y": round(self.y, 1),
+            "radius": round(self.radius_px, 1),
+            "kind": self.kind,
+            "confidence": round(self.confidence, 3),
+        }
+
+
+def closeup_px_per_mm(shape: tuple[int, ...]) -> float:
+    """Return a default scale for a close-up photo of a cheek or half a face.
+
+    Without anything of known size in the frame, the best guess is that the short side of a
+    close-up spans about 200 mm of face (half a face with some margin, as in the ACNE04
+    photos: a 640 x 640 ACNE04 photo gives 3.2 px/mm, and palpebral fissures, about 30 mm
+    long, measure roughly 90-110 px there). The guess can be off by a factor of 1.5 either
+    way; the detector's scale range and the training on photos of varied framing absorb that.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``image.shape``; only the first two entries (height, width) are used.
+
+    Returns
+    -------
+    float
+        Pixels per millimetre.
+    """
+    if len(shape) < 2 or min(shape[:2]) <= 0:
+        raise ValueError(f"shape must start with a positive height and width, got {shape}")
+    return float(min(shape[0], shape[1])) / _CLOSEUP_FRAME_MM
+
+
+# --------------------------------------------------------------------------------------------
+# Colour and blurring helpers
+
+
+def _check_rgb(rgb: np.ndarray) -> None:
+    if not isinstance(rgb, np.ndarray):
+        raise TypeError(f"rgb must be a numpy array, got {type(rgb).__name__}")
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"rgb must have shape (H, W, 3), got {rgb.shape}")
+    if rgb.dtype != np.uint8:
+        raise ValueError(f"rgb must be uint8 sRGB, got dtype {rgb.dtype}")
+    if min(rgb.shape[:2]) < 16:
+        raise ValueError(f"rgb must be at least 16 x 16 pixels, got {rgb.shape[:2]}")
+
+
+def _check_mask(mask: np.ndarray | None, shape: tuple[int, int], name: str) -> np.ndarray | None:
+    if mask is None:
+        return None
+    mask = np.asarray(mask)
+    if mask.shape != shape:
+        raise ValueError(f"{name} must have the image's shape {shape}, got {mask.shape}")
+    return mask.astype(bool, copy=False)
+
+
+def _lab(rgb: np.ndarray) -> np.ndarray:
+    """CIELAB (D65) of uint8 sRGB as float32: L* 0..100, a* and b* roughly -128..127."""
+    return cv2.cvtColor(rgb.astype(np.float32) * np.float32(1.0 / 255.0), cv2.COLOR_RGB2Lab)
+
+
+def _blur(image: np.ndarray, sigma_px: float) -> np.ndarray:
+    """Gaussian blur; large sigmas are done on a reduced copy (same result within ~1 %)."""
+    h, w = image.shape[:2]
+    factor = 1
+    while sigma_px / factor > 2.5 and min(h, w) // (2 * factor) >= 16:
+        factor *= 2
+    if factor == 1:
+        return cv2.GaussianBlur(image, (0, 0), sigma_px, borderType=cv2.BORDER_REFLECT)
+    small = cv2.resize(
+        image, (max(1, round(w / factor)), max(1, round(h / factor))), interpolation=cv2.INTER_AREA
+    )
+    # Area averaging already blurred by about factor / 2 pixels.
+    rest = math.sqrt(max(sigma_px**2 - (0.5 * factor) ** 2, 0.25)) / factor
+    small = cv2.GaussianBlur(small, (0, 0), rest, borderType=cv2.BORDER_REFLECT)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def _fill_outside(lab: np.ndarray, mask: np.ndarray, sigma_px: float) -> np.ndarray:
+    """Replace pixels outside ``mask`` with the nearby masked colour (normalised convolution)."""
+    if mask.all():
+        return lab
+    m8 = mask.astype(np.uint8)
+    m = m8.astype(np.float32)
+    num = _blur(lab * m[..., None], sigma_px)
+    den = _blur(m, sigma_px)
+    fill = num / np.maximum(den, 1e-3)[..., None]
+    far = den < 1e-3
+    if far.any():
+        fill[far] = np.asarray(cv2.mean(lab, mask=m8)[:3], dtype=np.float32)
+    cv2.copyTo(lab, m8, fill)
+    return fill
+
+
+# --------------------------------------------------------------------------------------------
+# Skin by colour
+
+
+def skin_mask_by_colour(rgb: np.ndarray) -> np.ndarray:
+    """Find skin by colour in a close-up photo (no face landmarks needed).
+
+    A broad CIELAB rule (light enough, warm hue, some chroma) picks seed pixels; the photo's
+    own skin colour (median and spread of the seeds in ``a*``/``b*``/``L*``) then decides every
+    pixel, so the mask follows pale and dark skin and warm or cold light alike. Flat blocky
+    areas (privacy mosaics, overlaid text boxes) are removed, the mask is opened and closed,
+    holes (spots, pores, highlights) are filled and only large connected parts are kept.
+
+    Parameters
+    ----------
+    rgb : ndarray of shape (H, W, 3), uint8
+        sRGB photo.
+
+    Returns
+    -------
+    ndarray of shape (H, W), bool
+        True on skin. All False when nothing skin-coloured covers at least 2 % of the photo.
+    """
+    _check_rgb(rgb)
+    h, w = rgb.shape[:2]
+    # Work near 320 px on the short side: the mask needs no more detail, and it keeps this fast.
+    factor = max(1, int(min(h, w) // 320))
+    small = rgb if factor == 1 else cv2.resize(
+        rgb, (w // factor, h // factor), interpolation=cv2.INTER_AREA
+    )
+    lab = _lab(small)
+    big_l, a, b = lab[..., 0], lab[..., 1], lab[..., 2]
+    hue = np.degrees(np.arctan2(b, a))
+    chroma = np.hypot(a, b)
+    flat = _flat_blocks(small)
+    seed = (big_l > 25) & (big_l < 97) & (chroma > 5) & (hue > 10) & (hue < 80) & (a > 2) & ~flat
+    if seed.mean() < 0.02:
+        return np.zeros((h, w), dtype=bool)
+    # The photo's own skin chromaticity, robustly. Lightness is left out on purpose: shading
+    # across a face changes L* far more than it changes a* and b*.
+    ca, cb = np.median(a[seed]), np.median(b[seed])
+    sa = float(np.clip(1.4826 * np.median(np.abs(a[seed] - ca)), 3.5, 7.0))
+    sb = float(np.clip(1.4826 * np.median(np.abs(b[seed] - cb)), 3.5, 7.0))
+    dist = np.hypot((a - ca) / (3.0 * sa), (b - cb) / (3.0 * sb))
+    # Red spots are skin too: a* above the skin's is not held against a pixel, within reason
+    # (a red sticker or lipstick-red garment is far redder still).
+    da = a - ca
+    redder = (da > 0) & (da < 25) & (np.abs(b - cb) < 2.0 * sb)
+    mask = (dist < 1.0) | redder
+    mask &= (big_l > 20) & (big_l < 99) & (chroma > 3) & ~flat
+    mask = _clean_mask(mask)
+    if factor != 1:
+        mask = cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
+    return mask
+
+
+def _flat_blocks(rgb: np.ndarray) -> np.ndarray:
+    """Pixels in piecewise-flat areas: mosaics, text boxes, flat graphics (not real skin).
+
+    Real skin always has some grain; a privacy mosaic is made of perfectly flat blocks
+    separated by sharp straight edges.
+    """
+    g = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.int16)
+    gx = np.zeros_like(g)
+    gy = np.zeros_like(g)
+    gx[:, 1:] = np.abs(np.diff(g, axis=1))
+    gy[1:, :] = np.abs(np.diff(g, axis=0))
+    flat = ((gx <= 1) & (gy <= 1)).astype(np.float32)
+    edge = (np.maximum(gx, gy) >= 6).astype(np.float32)
+    win = (11, 11)
+    flat_frac = cv2.blur(flat, win)
+    edge_frac = cv2.blur(edge, win)
+    blocky = (flat_frac > 0.75) & (edge_frac > 0.02)
+    blocky = cv2.dilate(blocky.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+    return blocky
+
+
+def _clean_mask(mask: np.ndarray) -> np.ndarray:
+    h, w = mask.shape
+    k = max(3, int(round(min(h, w) / 100)) | 1)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+    m = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, kernel)
+    m = cv2.morphologyEx(m, cv2.MORPH_CLOSE, kernel)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
+    if n <= 1:
+        return np.zeros_like(mask, dtype=bool)
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    keep = np.zeros(n, dtype=bool)
+    keep[1:] = areas >= max(0.02 * h * w, 0.1 * areas.max())
+    m = keep[labels]
+    # Fill small holes (spots, pores, highlights), not large ones (eyes, open mouth, stickers).
+    holes = ndimage.binary_fill_holes(m) & ~m
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(holes.astype(np.uint8), connectivity=4)
+    small = np.zeros(n, dtype=bool)
+    small[1:] = stats[1:, cv2.CC_STAT_AREA] <= (min(h, w) / 15.0) ** 2
+    return m | small[labels]
+
+
+# --------------------------------------------------------------------------------------------
+# Candidates and their features
+
+# Rings around a candidate, in multiples of its radius, where its surroundings are described.
+_RING_FACTORS = (0.5, 1.0, 1.6, 2.4)
+
+_FEATURE_NAMES: tuple[str, ...] = (
+    *(f"cs_a_{k}" for k in range(_N_CS)),
+    *(f"cs_l_{k}" for k in range(_N_CS)),
+    *(f"cs_b_{k}" for k in range(_N_CS)),
+    "sigma_mm",
+    "cs_a_own",
+    "cs_a_z",
+    "cs_a_rank",
+    "cs_l_own",
+    "cs_b_own",
+    "centre_l_excess",
+    "centre_a_excess",
+    "centre_b_excess",
+    "ring_a_spread",
+    "elongation",
+    "hess_a_trace",
+    "a_own",
+    "l_own",
+    "b_own",
+    "a_bg",
+    "l_bg",
+    "b_bg",
+    "skin_a_median",
+    "skin_l_median",
+    "skin_b_median",
+    "skin_cs_a_mad",
+    "texture_l_fine",
+    "texture_l_coarse",
+    "texture_a_coarse",
+    "skin_nearby",
+    "neighbours_3mm",
+    "neighbours_8mm",
+    "highlight_l",
+    "px_per_mm_work",
+    *(f"ring{i}_{q}" for i in range(len(_RING_FACTORS)) for q in ("a", "a_min", "a_max", "l", "b")),
+    "dominance_2r",
+    "dominance_5mm",
+)
+
+
+@dataclass(frozen=True)
+class _Candidates:
+    """Candidates at the working scale: positions, scale index, features (N, F)."""
+
+    y: np.ndarray
+    x: np.ndarray
+    sigma_px: np.ndarray
+    features: np.ndarray
+    scale: float  # working pixels per original pixel
+    work_px_per_mm: float
+
+
+def _working_scale(px_per_mm: float) -> float:
+    work = min(max(px_per_mm, _MIN_WORK_PX_PER_MM), _MAX_WORK_PX_PER_MM)
+    return work / px_per_mm
+
+
+def _resize(image: np.ndarray, scale: float) -> np.ndarray:
+    if abs(scale - 1.0) < 1e-6:
+        return image
+    h, w = image.shape[:2]
+    size = (max(16, round(w * scale)), max(16, round(h * scale)))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    return cv2.resize(image, size, interpolation=interp)
+
+
+def _resize_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    if mask.shape == shape:
+        return mask
+    return (
+        cv2.resize(mask.astype(np.uint8), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
+        > 0
+    )
+
+
+def _sample(image: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Bilinear samples of a (H, W) or (H, W, C) image at float positions (clipped)."""
+    h, w = image.shape[:2]
+    x = np.clip(x, 0, w - 1.001)
+    y = np.clip(y, 0, h - 1.001)
+    x0 = np.floor(x).astype(np.intp)
+    y0 = np.floor(y).astype(np.intp)
+    fx = (x - x0).astype(np.float32)
+    fy = (y - y0).astype(np.float32)
+    if image.ndim == 3:
+        fx = fx[..., None]
+        fy = fy[..., None]
+    top = image[y0, x0] * (1 - fx) + image[y0, x0 + 1] * fx
+    bottom = image[y0 + 1, x0] * (1 - fx) + image[y0 + 1, x0 + 1] * fx
+    return top * (1 - fy) + bottom * fy
+
+
+def _find_candidates(
+    rgb: np.ndarray, skin: np.ndarray, px_per_mm: float
+) -> _Candidates:
+    """Candidates and their features at the working scale (skin is at the original scale)."""
+    scale = _working_scale(px_per_mm)
+    work = _resize(rgb, scale)
+    h, w = work.shape[:2]
+    skin_w = _resize_mask(skin, (h, w))
+    ppm = px_per_mm * scale
+    lab_raw = _lab(work)
+    lab = _fill_outside(lab_raw, skin_w, 3.0 * ppm)
+
+    sigmas = [s * ppm for s in _SIGMAS_MM]
+    blurred = [_blur(lab, s) for s in sigmas]  # each (H, W, 3)
+    # a* centre-surround, (K, H, W)
+    resp = np.stack(
+        [blurred[k][..., 1] - blurred[k + _SURROUND_STEP][..., 1] for k in range(_N_CS)]
+    )
+    best = resp[0].copy()
+    for k in range(1, _N_CS):
+        cv2.max(best, resp[k], dst=best)
+
+    # Local maxima of the best-over-scale response, inside skin, above the floor.
+    peak_win = max(3, int(round(0.8 * ppm)) | 1)
+    dil = cv2.dilate(best, np.ones((peak_win, peak_win), np.uint8))
+    peaks = (best >= dil) & (best > _CANDIDATE_FLOOR_ASTAR) & skin_w
+    ys, xs = np.nonzero(peaks)
+    if ys.size > _MAX_CANDIDATES:
+        order = np.argsort(-best[ys, xs])[:_MAX_CANDIDATES]
+        ys, xs = ys[order], xs[order]
+    n = ys.size
+    empty = np.zeros(0, dtype=np.float32)
+    if n == 0:
+        return _Candidates(
+            empty, empty, empty, np.zeros((0, len(_FEATURE_NAMES)), np.float32), scale, ppm
+        )
+
+    ks = resp[:, ys, xs].argmax(axis=0)
+    # Sub-scale refinement: parabola through the response at k-1, k, k+1 (in log sigma).
+    kf = ks.astype(np.float32)
+    inner = (ks > 0) & (ks < _N_CS - 1)
+    r0 = resp[np.clip(ks - 1, 0, _N_CS - 1), ys, xs]
+    r1 = resp[ks, ys, xs]
+    r2 = resp[np.clip(ks + 1, 0, _N_CS - 1), ys, xs]
+    denom = r0 - 2 * r1 + r2
+    offset = np.where(inner & (denom < -1e-6), 0.5 * (r0 - r2) / np.where(denom < -1e-6, denom, -1), 0)
+    kf = kf + np.clip(offset, -0.5, 0.5)
+    sigma_mm = _SIGMAS_MM[0] * np.sqrt(2.0) ** kf
+    sigma_px = sigma_mm * ppm
+
+    fy = ys.astype(np.float32)
+    fx = xs.astype(np.float32)
+    cs_at = np.stack(
+        [blurred[k][ys, xs] - blurred[k + _SURROUND_STEP][ys, xs] for k in range(_N_CS)]
+    )  # (K, N, 3)
+    cs_a = cs_at[..., 1].T  # (N, K)
+    cs_l = cs_at[..., 0].T
+    cs_b = cs_at[..., 2].T
+    idx = np.arange(n)
+    cs_a_own = cs_a[idx, ks]
+    cs_l_own = cs_l[idx, ks]
+    cs_b_own = cs_b[idx, ks]
+
+    # Image-wide reference: spread of the a* response over skin at a mid scale.
+    mid = resp[2][skin_w]
+    skin_lab = lab_raw[skin_w] if skin_w.any() else lab_raw.reshape(-1, 3)
+    skin_median = np.median(skin_lab[:: max(1, skin_lab.shape[0] // 20000)], axis=0)
+    if mid.size:
+        sub = mid[:: max(1, mid.size // 20000)]
+        mad = float(1.4826 * np.median(np.abs(sub - np.median(sub))))
+    else:
+        mad = 1.0
+    mad = max(mad, 0.1)
+    cs_a_z = cs_a_own / mad
+    rank = np.empty(n, dtype=np.float32)
+    rank[np.argsort(-cs_a_own)] = np.arange(n, dtype=np.float32)
+
+    # Own-scale blurred colour at the centre and in the background (largest blur).
+    own = np.stack([blurred[k][ys, xs] for k in range(len(sigmas))])  # (S, N, 3)
+    lab_own = own[ks, idx]  # (N, 3)
+    lab_bg = own[-1]
+
+    # Centre against a ring at ~0.9 radius, on the finest blur: pale/yellow heads of pustules.
+    fine = blurred[0]
+    radius = _RADIUS_PER_SIGMA * sigma_px
+    angles = np.linspace(0, 2 * np.pi, 8, endpoint=False)
+    ring = np.stack(
+        [
+            _sample(fine, fy + 0.9 * radius * np.sin(t), fx + 0.9 * radius * np.cos(t))
+            for t in angles
+        ]
+    )  # (8, N, 3)
+    centre = fine[ys, xs]
+    ring_med = np.median(ring, axis=0)
+    centre_excess = centre - ring_med
+    ring_a_spread = ring[..., 1].max(axis=0) - ring[..., 1].min(axis=0)
+    # Profile of the surroundings, relative to the candidate's background colour: a lesion is a
+    # bump that falls off evenly; a pore, a fold or the edge of a red patch does not.
+    ring_feats = []
+    for factor in _RING_FACTORS:
+        pts = np.stack(
+            [
+                _sample(fine, fy + factor * radius * np.sin(t), fx + factor * radius * np.cos(t))
+                for t in angles
+            ]
+        ) - lab_bg[None]  # (8, N, 3)
+        ring_feats += [
+            pts[..., 1].mean(axis=0),
+            pts[..., 1].min(axis=0),
+            pts[..., 1].max(axis=0),
+            pts[..., 0].mean(axis=0),
+            pts[..., 2].mean(axis=0),
+        ]
+
+    # Hessian of the own-scale a* blur, by central differences one sigma apart.
+    d = np.maximum(sigma_px, 1.0)
+    own_a = np.stack([blurred[k][..., 1] for k in range(_N_CS)])
+
+    def at(dy: np.ndarray, dx: np.ndarray) -> np.ndarray:
+        out = np.empty(n, dtype=np.float32)
+        for k in np.unique(ks):
+            sel = ks == k
+            out[sel] = _sample(own_a[k], fy[sel] + dy[sel], fx[sel] + dx[sel])
+        return out
+
+    zero = np.zeros(n, dtype=np.float32)
+    c0 = own_a[ks, ys, xs]
+    hxx = (at(zero, d) + at(zero, -d) - 2 * c0) / d**2
+    hyy = (at(d, zero) + at(-d, zero) - 2 * c0) / d**2
+    hxy = (at(d, d) + at(-d, -d) - at(d, -d) - at(-d, d)) / (4 * d**2)
+    tr = hxx + hyy
+    disc = np.sqrt((hxx - hyy) ** 2 + 4 * hxy**2)
+    lam1 = 0.5 * (tr - disc)  # most negative (strongest curvature of a peak)
+    lam2 = 0.5 * (tr + disc)
+    elongation = np.where(lam1 < -1e-6, np.clip(lam2 / np.where(lam1 < -1e-6, lam1, -1), -1, 1), 1)
+    hess_trace = -tr * sigma_px**2
+
+    # Texture: local standard deviation of L* (fine and coarse) and of a* (coarse).
+    l_chan = lab[..., 0]
+    a_chan = lab[..., 1]
+    s_fine, s_coarse = 1.0 * ppm, 3.0 * ppm
+    l_hp = l_chan - blurred[1][..., 0]
+    a_hp = a_chan - blurred[1][..., 1]
+    tex_fine = np.sqrt(np.maximum(_blur(l_hp * l_hp, s_fine), 0))[ys, xs]
+    tex_coarse = np.sqrt(np.maximum(_blur(l_hp * l_hp, s_coarse), 0))[ys, xs]
+    tex_a = np.sqrt(np.maximum(_blur(a_hp * a_hp, s_coarse), 0))[ys, xs]
+    skin_near = _blur(skin_w.astype(np.float32), 2.0 * ppm)[ys, xs]
+
+    # Crowding: candidates with at least half this one's a* contrast within 3 and 8 mm.
+    pos = np.stack([fy, fx], axis=1) / ppm
+    dist = np.sqrt(((pos[:, None, :] - pos[None, :, :]) ** 2).sum(-1))
+    strong = cs_a_own[None, :] >= 0.5 * cs_a_own[:, None]
+    neigh3 = ((dist < 3.0) & strong).sum(1) - 1
+    neigh8 = ((dist < 8.0) & strong).sum(1) - 1
+    # How this candidate compares with the strongest other one nearby (1 = it is the strongest).
+    others = np.where(np.eye(n, dtype=bool), -np.inf, cs_a_own[None, :])
+    near_2r = dist < np.maximum(2.0 * radius / ppm, 1.0)[:, None]
+    top_2r = np.where(near_2r, others, -np.inf).max(axis=1)
+    top_5 = np.where(dist < 5.0, others, -np.inf).max(axis=1)
+    dom_2r = np.clip(cs_a_own / np.maximum(top_2r, 0.1), 0, 5)
+    dom_5 = np.clip(cs_a_own / np.maximum(top_5, 0.1), 0, 5)
+
+    # Specular highlights nearby (glossy skin makes false colour edges).
+    highlight = cv2.dilate(lab_raw[..., 0], np.ones((5, 5), np.uint8))[ys, xs] - lab_own[:, 0]
+
+    feats = np.column_stack(
+        [
+            cs_a,
+            cs_l,
+            cs_b,
+            sigma_mm,
+            cs_a_own,
+            cs_a_z,
+            rank / max(n, 1) * min(n, 100),
+            cs_l_own,
+            cs_b_own,
+            centre_excess[:, 0],
+            centre_excess[:, 1],
+            centre_excess[:, 2],
+            ring_a_spread,
+            elongation,
+            hess_trace,
+            lab_own[:, 1],
+            lab_own[:, 0],
+            lab_own[:, 2],
+            lab_bg[:, 1],
+            lab_bg[:, 0],
+            lab_bg[:, 2],
+            np.full(n, skin_median[1]),
+            np.full(n, skin_median[0]),
+            np.full(n, skin_median[2]),
+            np.full(n, mad),
+            tex_fine,
+            tex_coarse,
+            tex_a,
+            skin_near,
+            neigh3,
+            neigh8,
+            highlight,
+            np.full(n, ppm),
+            *ring_feats,
+            dom_2r,
+            dom_5,
+        ]
+    ).astype(np.float32)
+    return _Candidates(fy, fx, sigma_px.astype(np.float32), feats, scale, ppm)
+
+
+# --------------------------------------------------------------------------------------------
+# Scores
+
+
+@dataclass(frozen=True)
+class _TreeModel:
+    """Gradient-boosted trees as flat arrays (exported from scikit-learn, evaluated in numpy)."""
+
+    feature: np.ndarray  # (T, M) int
+    threshold: np.ndarray  # (T, M) float
+    left: np.ndarray  # (T, M) int
+    right: np.ndarray  # (T, M) int
+    value: np.ndarray  # (T, M) float
+    is_leaf: np.ndarray  # (T, M) bool
+    baseline: float
+    depth: int
+    min_confidence: float
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """Probability of being a lesion for each row of ``features`` (N, F)."""
+        n = features.shape[0]
+        t = self.feature.shape[0]
+        node = np.zeros((t, n), dtype=np.intp)
+        rows = np.arange(t)[:, None]
+        cols = np.arange(n)[None, :]
+        for _ in range(self.depth):
+            leaf = self.is_leaf[rows, node]
+            f = self.feature[rows, node]
+            go_left = features[cols, f] <= self.threshold[rows, node]
+            nxt = np.where(go_left, self.left[rows, node], self.right[rows, node])
+            node = np.where(leaf, node, nxt)
+        raw = self.baseline + self.value[rows, node].sum(axis=0)
+        return 1.0 / (1.0 + np.exp(-raw))
+
+
+@functools.lru_cache(maxsize=1)
+def _load_model(path: Path = _MODEL_PATH) -> _TreeModel | None:
+    if not path.exists():
+        return None
+    with np.load(path, allow_pickle=False) as data:
+        names = tuple(str(s) for s in data["feature_names"])
+        if names != _FEATURE_NAMES:
+            raise RuntimeError(
+                f"{path.name} was trained on other candidate features; "
+                "retrain it with benchmarks/train_lesion_model.py"
+            )
+        return _TreeModel(
+            feature=data["feature"].astype(np.intp),
+            threshold=data["threshold"].astype(np.float64),
+            left=data["left"].astype(np.intp),
+            right=data["right"].astype(np.intp),
+            value=data["value"].astype(np.float64),
+            is_leaf=data["is_leaf"].astype(bool),
+            baseline=float(data["baseline"]),
+            depth=int(data["depth"]),
+            min_confidence=float(data["min_confidence"]),
+        )
+
+
+def _feature(cands: _Candidates, name: str) -> np.ndarray:
+    return cands.features[:, _FEATURE_NAMES.index(name)]
+
+
+def _rule_score(cands: _Candidates) -> np.ndarray:
+    """0..1 for round, clearly red spots on otherwise even skin (no model needed)."""
+    contrast = _feature(cands, "cs_a_own")
+    z = _feature(cands, "cs_a_z")
+    elong = _feature(cands, "elongation")
+    cs_l = _feature(cands, "cs_l_own")
+    tex = _feature(cands, "texture_a_coarse")
+    s_contrast = 1.0 / (1.0 + np.exp(-(contrast - _RULE_ASTAR_CONTRAST) / 0.75))
+    s_z = 1.0 / (1.0 + np.exp(-(z - _RULE_ASTAR_Z) / 0.5))
+    s_round = np.clip((elong - 0.2) / (_RULE_MAX_ELONGATION - 0.2), 0, 1)
+    # A red spot darkens L* a little; a brown mole darkens it far more than it reddens.
+    s_colour = np.clip(1.5 - (-cs_l) / np.maximum(contrast, 1e-3), 0, 1)
+    # Clear against its surroundings: the a* contrast dominates the local a* texture.
+    s_clear = np.clip(contrast / np.maximum(3.0 * tex, 1e-3) - 0.5, 0, 1)
+    return s_contrast * s_z * s_round * s_colour * s_clear
+
+
+def _score(cands: _Candidates) -> tuple[np.ndarray, float]:
+    model = _load_model()
+    rule = _rule_score(cands)
+    if model is None:
+        return rule, _DEFAULT_MIN_CONFIDENCE
+    learned = model.predict(cands.features)
+    return np.maximum(learned, rule), model.min_confidence
+
+
+def _suppress(y: np.ndarray, x: np.ndarray, r: np.ndarray, score: np.ndarray, ppm: float) -> np.ndarray:
+    """Indices kept best-first, dropping candidates centred inside a lesion already kept.
+
+    A candidate is only ever dropped by a better one, so thresholding before or after this
+    gives the same result.
+    """
+    order = np.argsort(-score, kind="stable")
+    ky = np.empty(order.size)
+    kx = np.empty(order.size)
+    kr = np.empty(order.size)
+    kept = np.empty(order.size, dtype=np.intp)
+    n = 0
+    floor = 0.75 * ppm
+    for i in order:
+        if n:
+            reach = np.maximum(np.maximum(kr[:n], r[i]), floor)
+            if np.any((ky[:n] - y[i]) ** 2 + (kx[:n] - x[i]) ** 2 < reach**2):
+                continue
+        ky[n], kx[n], kr[n], kept[n] = y[i], x[i], r[i], i
+        n += 1
+    return kept[:n]
+
+
+def _kind(rgb: np.ndarray, x: float, y: float, radius: float) -> str:
+    """Pustule when the centre is clearly lighter and not redder than the rim."""
+    h, w = rgb.shape[:2]
+    r = max(radius, 1.5)
+    half = int(math.ceil(1.3 * r)) + 1
+    x0, x1 = max(0, int(round(x)) - half), min(w, int(round(x)) + half + 1)
+    y0, y1 = max(0, int(round(y)) - half), min(h, int(round(y)) + half + 1)
+    if x1 - x0 < 3 or y1 - y0 < 3:
+        return "papule"
+    patch = _lab(rgb[y0:y1, x0:x1])
+    patch = cv2.GaussianBlur(patch, (0, 0), max(0.6, 0.12 * r))
+    yy, xx = np.mgrid[y0:y1, x0:x1]
+    d = np.hypot(yy - y, xx - x)
+    centre = d <= max(0.45 * r, 1.0)
+    ring = (d >= 0.6 * r) & (d <= 1.0 * r)
+    if not centre.any() or not ring.any():
+        return "papule"
+    c_idx = np.argmax(np.where(centre, patch[..., 0], -np.inf))
+    c = patch.reshape(-1, 3)[c_idx]
+    ring_lab = np.median(patch[ring], axis=0)
+    lighter = c[0] - ring_lab[0]
+    redder = c[1] - ring_lab[1]
+    return "pustule" if lighter > _PUSTULE_L_EXCESS and redder < 1.0 else "papule"
+
+
+def _select(
+    cands: _Candidates,
+    score: np.ndarray,
+    threshold: float,
+    skin: np.ndarray,
+    exclude: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Suppress duplicates, apply the threshold and masks; x, y, radius (original px), score."""
+    empty = np.zeros(0, dtype=np.float64)
+    if cands.y.size == 0:
+        return empty, empty, empty, empty
+    radius = _RADIUS_PER_SIGMA * cands.sigma_px
+    above = np.nonzero(score >= threshold)[0]
+    keep = above[
+        _suppress(cands.y[above], cands.x[above], radius[above], score[above], cands.work_px_per_mm)
+    ]
+    if keep.size == 0:
+        return empty, empty, empty, empty
+    inv = 1.0 / cands.scale
+    xs = (cands.x[keep] + 0.5) * inv - 0.5
+    ys = (cands.y[keep] + 0.5) * inv - 0.5
+    h, w = skin.shape
+    xi = np.clip(np.round(xs).astype(np.intp), 0, w - 1)
+    yi = np.clip(np.round(ys).astype(np.intp), 0, h - 1)
+    inside = skin[yi, xi]
+    if exclude is not None:
+        inside &= ~exclude[yi, xi]
+    conf = np.clip(score[keep], 0.0, 1.0)
+    return (
+        xs[inside].astype(np.float64),
+        ys[inside].astype(np.float64),
+        (radius[keep] * inv)[inside].astype(np.float64),
+        conf[inside].astype(np.float64),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Public entry point
+
+
+def detect_lesions(
+    rgb: np.ndarray,
+    *,
+    skin_mask: np.ndarray | None = None,
+    px_per_mm: float | None = None,
+    exclude_mask: np.ndarray | None = None,
+    min_confidence: float | None = None,
+) -> tuple[Lesion, ...]:
+    """Find inflammatory acne lesions (papules, pustules) in a photo of skin.
+
+    Parameters
+    ----------
+    rgb : ndarray of shape (H, W, 3), uint8
+        sRGB photo (or face crop).
+    skin_mask : ndarray of shape (H, W), bool, optional
+        Where to look: only lesions centred inside it are returned. ``None`` finds skin by
+        colour with :func:`skin_mask_by_colour`.
+    px_per_mm : float, optional
+        Scale of the photo in pixels per millimetre (for a face crop, from the inter-ocular
+        distance). ``None`` assumes a close-up, see :func:`closeup_px_per_mm`.
+    exclude_mask : ndarray of shape (H, W), bool, optional
+        Features that were already there (moles, freckles, old marks): lesions centred inside
+        it are dropped.
+    min_confidence : float, optional
+        Report lesions at least this confident (0..1). ``None`` uses the threshold tuned by
+        cross-validation when the model was trained.
+
+    Returns
+    -------
+    tuple of Lesion
+        Most confident first, in the photo's own pixel coordinates; empty if none.
+    """
+    _check_rgb(rgb)
+    shape = rgb.shape[:2]
+    skin = _check_mask(skin_mask, shape, "skin_mask")
+    exclude = _check_mask(exclude_mask, shape, "exclude_mask")
+    if px_per_mm is None:
+        px_per_mm = closeup_px_per_mm(rgb.shape)
+    if not (isinstance(px_per_mm, int | float) and math.isfinite(px_per_mm) and px_per_mm > 0):
+        raise ValueError(f"px_per_mm must be a positive number, got {px_per_mm!r}")
+    if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:
+        raise ValueError(f"min_confidence must be within 0..1, got {min_confidence}")
+    if skin is None:
+        skin = skin_mask_by_colour(rgb)
+    if not skin.any():
+        return ()
+
+    cands = _find_candidates(rgb, skin, float(px_per_mm))
+    score, tuned = _score(cands)
+    threshold = tuned if min_confidence is None else float(min_confidence)
+    xs, ys, rs, conf = _select(cands, score, threshold, skin, exclude)
+    return tuple(
+        Lesion(
+            x=float(x),
+            y=float(y),
+            radius_px=float(r),
+            kind=_kind(rgb, float(x), float(y), float(r)),
+            confidence=float(c),
+        )
+        for x, y, r, c in zip(xs, ys, rs, conf, strict=True)
+    )

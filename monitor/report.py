@@ -1,0 +1,118 @@
+"""Export for the record: a one-page PDF, and the series as CSV or JSON."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import date
+
+import numpy as np
+
+from monitor.clinic import CourseView
+
+__all__ = ["STATUS_WORDS", "pdf_report", "series_csv", "series_json"]
+
+#: The status in plain words (patients and the record read these, never the code).
+STATUS_WORDS = {
+    "insufficient_data": "Not enough photos yet to judge the course",
+    "resolved": "Settled",
+    "resolving_as_expected": "Settling as expected",
+    "slower_than_expected": "Slower than expected",
+    "worsening": "Getting worse",
+}
+
+
+def _latin1(text: str) -> str:
+    """The PDF's core fonts are Latin-1: replace what they cannot draw."""
+    table = {"\u2013": "-", "\u2014": "-", "\u2019": "'", "\u2018": "'", "\u201c": '"',
+             "\u201d": '"', "\u2264": "<=", "\u2265": ">=", "\u2248": "~", "\u2026": "..."}
+    return "".join(table.get(c, c) for c in text).encode("latin-1", "replace").decode("latin-1")
+
+
+def pdf_report(view: CourseView, *, before: np.ndarray | None, after: np.ndarray | None,
+               before_label: str, after_label: str, chart_png: bytes | None,
+               clinician: str, generated: date) -> bytes:
+    """One A4 page: patient, treatment, two aligned photos, the chart, status and reasons."""
+    from fpdf import FPDF
+    from PIL import Image
+
+    trend = view.trend
+    pdf = FPDF(format="A4", unit="mm")
+    pdf.set_auto_page_break(False)
+    pdf.add_page()
+    pdf.set_font("Helvetica", "B", 15)
+    pdf.cell(0, 8, "Breakout Monitor - course report", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("Helvetica", "", 10)
+    patient = view.patient
+    lines = [
+        f"Patient: {patient.name}",
+        f"Treatment: {patient.procedure or '-'} on {patient.treatment_date or '-'}",
+        f"Photos: {len(view.accepted)} usable of {len(view.entries)}; "
+        f"latest day {trend.get('latest_day')}",
+        f"Prepared by {clinician} on {generated.isoformat()}",
+    ]
+    for line in lines:
+        pdf.cell(0, 5.5, _latin1(line), new_x="LMARGIN", new_y="NEXT")
+    y = pdf.get_y() + 2
+    for i, (image, label) in enumerate(((before, before_label), (after, after_label))):
+        if image is None:
+            continue
+        x = 10 + i * 96
+        im = Image.fromarray(image)
+        w = 90.0
+        h = min(w * im.height / im.width, 95.0)
+        pdf.image(im, x=x, y=y, w=h * im.width / im.height, h=h)
+        pdf.set_xy(x, y + h + 1)
+        pdf.cell(90, 5, _latin1(label))
+    y = pdf.get_y() + 8
+    if chart_png is not None:
+        pdf.image(io.BytesIO(chart_png), x=10, y=y, w=190)
+        y += 190 * 2.6 / 7.0 + 2
+    pdf.set_xy(10, y)
+    pdf.set_font("Helvetica", "B", 12)
+    status = STATUS_WORDS.get(trend.get("status", ""), trend.get("status", ""))
+    flag = "  -  please review (flagged)" if trend.get("see_dermatologist") else ""
+    pdf.cell(0, 7, _latin1(f"Status: {status}{flag}"), new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("Helvetica", "", 10)
+    for reason in trend.get("reasons") or []:
+        pdf.multi_cell(0, 5, _latin1(f"- {reason}"), new_x="LMARGIN", new_y="NEXT")
+    corrected = sum(1 for e in view.entries if e.get("corrected"))
+    if corrected:
+        pdf.multi_cell(0, 5, _latin1(f"Lesion counts include a clinician's corrections on "
+                                     f"{corrected} photo(s)."), new_x="LMARGIN", new_y="NEXT")
+    pdf.set_y(285)
+    pdf.set_font("Helvetica", "I", 7)
+    pdf.cell(0, 4, _latin1("Measured from the patient's photos; a guide for the record, not a "
+                           "diagnosis."))
+    return bytes(pdf.output())
+
+
+_COLUMNS = ("day", "photos", "lesion_count", "redness_index", "new", "persisting", "resolved",
+            "new_pustules", "severity_grade", "lesion_level", "redness_level")
+
+
+def series_csv(view: CourseView) -> str:
+    """One row per observed day (the course's series), then one per photo."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(_COLUMNS)
+    for day in view.trend.get("series") or []:
+        writer.writerow([day.get(c) for c in _COLUMNS])
+    return out.getvalue()
+
+
+def series_json(view: CourseView) -> str:
+    """The ``monitor.analysis/1``-shaped record of the course (corrections applied)."""
+    from monitor.pipeline import SCHEMA
+
+    treated = view.patient.treatment_date
+    return json.dumps({
+        "schema": SCHEMA,
+        "patient": view.patient.name,
+        "treatment_date": None if treated is None else treated.isoformat(),
+        "procedure": view.patient.procedure,
+        "photos": list(view.entries),
+        "trend": view.trend,
+        "symptoms": [{"day": c.day, "reported": list(c.reported)} for c in view.checkins],
+    }, indent=1)

@@ -1,0 +1,950 @@
+"""The clinic's database and photo store: the only module that writes.
+
+SQLite in a local data folder by default (``./data`` or ``$MONITOR_DATA``); PostgreSQL (or any
+SQLAlchemy database) when ``$MONITOR_DATABASE_URL`` is set. The schema is created and upgraded
+with Alembic (``alembic/`` at the repo root) every time a store is opened.
+
+Access is enforced here, not in the UI: every query that touches a patient takes the acting
+:class:`User` and raises :class:`AccessDenied` unless the actor is that patient, or the
+clinician who treats them. Views and changes are written to the audit log.
+
+Photos
+------
+Each photo file is kept once per content hash (SHA-256 of the stored bytes) under
+``<data>/photos/ab/abcdef....jpg``; uploading the same photo twice is harmless. Location is never
+stored: a JPEG keeps its original image data but its EXIF GPS block and any XMP packet (which can
+repeat the location) are cut out, without re-encoding, so a re-analysis sees the very same
+pixels and the EXIF time and orientation; any other format is stored as a PNG of the decoded
+photo (upright, sRGB, no metadata at all), with its capture time kept in the row.
+
+A photo file is written to a temporary name, renamed into place, then its row is committed,
+under a lock shared by every thread and process using the same data folder. If the commit
+fails the new file is removed; if the process dies between rename and commit, the file is an
+orphan that the next :meth:`Store.open` removes. So the store never holds a row without its
+file, and no file outlives its rows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import io
+import json
+import os
+import struct
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import (
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    delete,
+    event,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from monitor.errors import AccessDenied, AccountError
+
+__all__ = [
+    "ROLES",
+    "AccessDenied",
+    "AccountError",
+    "Store",
+    "User",
+    "PatientInfo",
+    "PhotoInfo",
+    "CheckIn",
+    "Note",
+    "Correction",
+    "AuditEntry",
+    "default_data_dir",
+    "default_database_url",
+    "strip_location",
+]
+
+ROLES = ("patient", "clinician")
+SYMPTOM_NAMES = ("fever", "pain", "spreading_redness", "pus", "cold_sores")
+_REPO = Path(__file__).resolve().parent.parent
+_TEMP_MAX_AGE_S = 600.0
+
+
+
+def default_data_dir() -> Path:
+    """``$MONITOR_DATA``, else ``./data``."""
+    return Path(os.environ.get("MONITOR_DATA") or "data").resolve()
+
+
+def default_database_url(data_dir: Path) -> str:
+    """``$MONITOR_DATABASE_URL``, else SQLite in the data folder."""
+    return os.environ.get("MONITOR_DATABASE_URL") or f"sqlite:///{data_dir / 'monitor.sqlite'}"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+# ------------------------------------------------------------------------------------------
+# Tables (the initial Alembic migration creates exactly these)
+# ------------------------------------------------------------------------------------------
+
+
+class _Base(DeclarativeBase):
+    pass
+
+
+class _UserRow(_Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(80), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))
+    display_name: Mapped[str] = mapped_column(String(120))
+    is_demo: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class _PatientRow(_Base):
+    __tablename__ = "patients"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"),
+                                                unique=True, nullable=True)
+    clinician_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class _TreatmentRow(_Base):
+    __tablename__ = "treatments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"),
+                                            index=True)
+    treatment_date: Mapped[date] = mapped_column(Date)
+    procedure: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class _PhotoRow(_Base):
+    __tablename__ = "photos"
+    __table_args__ = (UniqueConstraint("patient_id", "sha256", name="uq_photo_patient_hash"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"),
+                                            index=True)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    file_name: Mapped[str] = mapped_column(String(255))
+    suffix: Mapped[str] = mapped_column(String(8))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    captured_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    uploaded_at: Mapped[datetime] = mapped_column(DateTime)
+    uploaded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"),
+                                                    nullable=True)
+
+
+class _AnalysisRow(_Base):
+    __tablename__ = "analyses"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"),
+                                          index=True)
+    engine_version: Mapped[str] = mapped_column(String(60))
+    status: Mapped[str] = mapped_column(String(20))
+    result_json: Mapped[str] = mapped_column(Text)
+    reference_photo_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    is_current: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class _CheckInRow(_Base):
+    __tablename__ = "checkins"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"),
+                                            index=True)
+    day: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    fever: Mapped[bool] = mapped_column(Boolean, default=False)
+    pain: Mapped[bool] = mapped_column(Boolean, default=False)
+    spreading_redness: Mapped[bool] = mapped_column(Boolean, default=False)
+    pus: Mapped[bool] = mapped_column(Boolean, default=False)
+    cold_sores: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"),
+                                                   nullable=True)
+
+
+class _NoteRow(_Base):
+    __tablename__ = "notes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"),
+                                            index=True)
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"),
+                                                  nullable=True)
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class _CorrectionRow(_Base):
+    __tablename__ = "lesion_corrections"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"),
+                                          index=True)
+    action: Mapped[str] = mapped_column(String(10))  # "reject" | "add"
+    x: Mapped[float] = mapped_column(Float)  # photo pixels
+    y: Mapped[float] = mapped_column(Float)
+    radius: Mapped[float] = mapped_column(Float)
+    kind: Mapped[str] = mapped_column(String(20), default="papule")
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"),
+                                                  nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class _AuditRow(_Base):
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime)
+    actor_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    actor_name: Mapped[str] = mapped_column(String(80))
+    action: Mapped[str] = mapped_column(String(40))
+    # Plain integer, no foreign key: the trace of an erasure outlives the patient.
+    patient_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class _SettingRow(_Base):
+    __tablename__ = "settings"
+    key: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+METADATA = _Base.metadata
+
+# ------------------------------------------------------------------------------------------
+# Values handed out (frozen snapshots: callers never hold a live row)
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class User:
+    """A signed-in person. ``patient_id`` is set for patients (their own record)."""
+
+    id: int
+    username: str
+    role: str
+    display_name: str
+    is_demo: bool = False
+    patient_id: int | None = None
+
+    @property
+    def is_clinician(self) -> bool:
+        return self.role == "clinician"
+
+
+@dataclass(frozen=True)
+class PatientInfo:
+    id: int
+    name: str
+    clinician_id: int
+    user_id: int | None
+    treatment_date: date | None
+    procedure: str | None
+
+
+@dataclass(frozen=True)
+class PhotoInfo:
+    """A stored photo with its current analysis (``result`` is the per-photo JSON)."""
+
+    id: int
+    patient_id: int
+    sha256: str
+    file_name: str
+    captured_at: datetime | None
+    uploaded_at: datetime
+    result: dict | None
+    engine_version: str | None
+    reference_photo_id: int | None
+
+    @property
+    def status(self) -> str | None:
+        return None if self.result is None else self.result.get("status")
+
+
+@dataclass(frozen=True)
+class CheckIn:
+    id: int
+    day: int | None
+    created_at: datetime
+    fever: bool
+    pain: bool
+    spreading_redness: bool
+    pus: bool
+    cold_sores: bool
+
+    @property
+    def reported(self) -> tuple[str, ...]:
+        return tuple(name for name in SYMPTOM_NAMES if getattr(self, name))
+
+
+@dataclass(frozen=True)
+class Note:
+    id: int
+    author: str
+    text: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Correction:
+    """A clinician's correction of the lesions found on one photo (photo pixels)."""
+
+    id: int
+    photo_id: int
+    action: str
+    x: float
+    y: float
+    radius: float
+    kind: str
+    author: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    at: datetime
+    actor: str
+    action: str
+    patient_id: int | None
+    detail: str
+
+
+# ------------------------------------------------------------------------------------------
+# Location stripping
+# ------------------------------------------------------------------------------------------
+
+_GPS_IFD = 0x8825
+
+
+def strip_location(data: bytes) -> tuple[bytes, str]:
+    """The bytes to store for an upload, with any location removed, and their file suffix.
+
+    A JPEG keeps its image data untouched; the EXIF GPS block and XMP packets are cut out.
+    Any other format becomes a PNG of the decoded photo (no metadata). Raises the
+    :mod:`monitor.photo` errors for files that are not photos.
+    """
+    if data[:3] == b"\xff\xd8\xff":
+        stripped = _strip_jpeg(data)
+        if stripped is not None:
+            return stripped, ".jpg"
+    from PIL import Image
+
+    from monitor.photo import load_photo
+
+    photo = load_photo(data, name="upload")
+    out = io.BytesIO()
+    Image.fromarray(photo.pixels).save(out, format="PNG", optimize=False, compress_level=6)
+    return out.getvalue(), ".png"
+
+
+def _strip_jpeg(data: bytes) -> bytes | None:
+    """Cut GPS out of a JPEG's EXIF and drop XMP; None when the marker layout is unexpected."""
+    from PIL import Image
+
+    out = bytearray(data[:2])
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xDA:  # start of scan: the rest is image data
+            out += data[pos:]
+            return bytes(out)
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            out += data[pos:pos + 2]
+            pos += 2
+            continue
+        (length,) = struct.unpack(">H", data[pos + 2:pos + 4])
+        segment = data[pos:pos + 2 + length]
+        body = segment[4:]
+        if marker == 0xE1 and body.startswith(b"Exif\x00\x00"):
+            exif = Image.Exif()
+            try:
+                exif.load(body[6:])
+                exif.get_ifd(_GPS_IFD)  # materialise, then drop
+                if _GPS_IFD in exif:
+                    del exif[_GPS_IFD]
+                new_body = b"Exif\x00\x00" + exif.tobytes()
+            except Exception:  # noqa: BLE001 - damaged EXIF: drop it whole
+                new_body = b""
+            if new_body and len(new_body) + 2 <= 0xFFFF:
+                out += b"\xff\xe1" + struct.pack(">H", len(new_body) + 2) + new_body
+        elif marker == 0xE1:
+            pass  # XMP or other APP1 packets may repeat the location: dropped
+        else:
+            out += segment
+        pos += 2 + length
+    return None
+
+
+# ------------------------------------------------------------------------------------------
+# The store
+# ------------------------------------------------------------------------------------------
+
+_HASHER = PasswordHasher()
+_PROCESS_LOCKS: dict[str, threading.Lock] = {}
+_PROCESS_LOCKS_GUARD = threading.Lock()
+
+
+def _alembic_config(connection: Any) -> Any:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(_REPO / "alembic"))
+    config.attributes["connection"] = connection
+    return config
+
+
+class Store:
+    """The database and photo folder of one clinic. Thread-safe; open once per process.
+
+    Parameters
+    ----------
+    data_dir : path, optional
+        Folder for photos (and the SQLite file); default :func:`default_data_dir`.
+    url : str, optional
+        SQLAlchemy database URL; default :func:`default_database_url`.
+    """
+
+    def __init__(self, data_dir: str | os.PathLike | None = None, *, url: str | None = None):
+        self.data_dir = Path(data_dir).resolve() if data_dir is not None else default_data_dir()
+        self.photo_dir = self.data_dir / "photos"
+        self._temp_dir = self.photo_dir / ".incoming"
+        self._temp_dir.mkdir(parents=True, exist_ok=True)
+        self.url = url or default_database_url(self.data_dir)
+        is_sqlite = self.url.startswith("sqlite")
+        kwargs: dict = {}
+        if is_sqlite:
+            kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
+        self.engine = create_engine(self.url, **kwargs)
+        if is_sqlite:
+            @event.listens_for(self.engine, "connect")
+            def _pragmas(dbapi_connection, _record):  # noqa: ANN001
+                cursor = dbapi_connection.cursor()
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA foreign_keys=ON")
+                cursor.execute("PRAGMA synchronous=NORMAL")
+                cursor.close()
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        key = str(self.data_dir)
+        with _PROCESS_LOCKS_GUARD:
+            self._thread_lock = _PROCESS_LOCKS.setdefault(key, threading.Lock())
+        self._lock_path = self.data_dir / ".photos.lock"
+        self.upgrade()
+        self.recover()
+
+    # -- schema and recovery ---------------------------------------------------------------
+
+    def upgrade(self) -> None:
+        """Create or upgrade the schema to the newest Alembic revision."""
+        from alembic import command
+
+        with self._photo_lock(), self.engine.begin() as connection:
+            command.upgrade(_alembic_config(connection), "head")
+
+    def recover(self) -> dict:
+        """Remove what an interrupted upload left: stale temporary files and orphan photos."""
+        removed = {"temporary": 0, "orphans": 0}
+        with self._photo_lock():
+            now = time.time()
+            for tmp in self._temp_dir.iterdir():
+                with contextlib.suppress(FileNotFoundError):
+                    if now - tmp.stat().st_mtime > _TEMP_MAX_AGE_S:
+                        tmp.unlink()
+                        removed["temporary"] += 1
+            with self._sessions() as s:
+                known = set(s.scalars(select(_PhotoRow.sha256)).all())
+            for path in self.photo_dir.glob("??/*"):
+                if path.stem not in known:
+                    path.unlink(missing_ok=True)
+                    removed["orphans"] += 1
+        return removed
+
+    @contextlib.contextmanager
+    def _photo_lock(self) -> Iterator[None]:
+        """One writer of photo files at a time, across threads and processes."""
+        with self._thread_lock, open(self._lock_path, "a+b") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- settings --------------------------------------------------------------------------
+
+    def setting(self, key: str, default: str | None = None) -> str | None:
+        with self._sessions() as s:
+            row = s.get(_SettingRow, key)
+            return default if row is None else row.value
+
+    def set_setting(self, key: str, value: str) -> None:
+        with self._sessions.begin() as s:
+            row = s.get(_SettingRow, key)
+            if row is None:
+                s.add(_SettingRow(key=key, value=value))
+            else:
+                row.value = value
+
+    @property
+    def is_demo(self) -> bool:
+        return self.setting("demo") == "1"
+
+    def today(self) -> date:
+        """Today for this clinic: the real date, or the demo's fixed day."""
+        fixed = self.setting("today")
+        return date.fromisoformat(fixed) if fixed else date.today()
+
+    # -- accounts --------------------------------------------------------------------------
+
+    def create_user(self, username: str, password: str, *, role: str,
+                    display_name: str | None = None, is_demo: bool = False) -> User:
+        """Create an account; the password is kept only as an Argon2id hash."""
+        username = username.strip()
+        if role not in ROLES:
+            raise AccountError(f"The role must be one of {', '.join(ROLES)}, got {role!r}.")
+        if not username or len(username) > 80:
+            raise AccountError("Please choose a user name of 1 to 80 characters.")
+        if len(password) < 8 and not is_demo:
+            raise AccountError("Please choose a password of at least 8 characters.")
+        with self._sessions() as s:
+            row = _UserRow(username=username, password_hash=_HASHER.hash(password), role=role,
+                           display_name=display_name or username, is_demo=is_demo,
+                           created_at=_now())
+            s.add(row)
+            try:
+                s.flush()
+            except IntegrityError:
+                s.rollback()
+                raise AccountError(f"The user name {username!r} is already taken.") from None
+            self._audit(s, None, "create_user", None, f"{role} {username}", actor_name="system")
+            s.commit()
+            return self._user(s, row)
+
+    def authenticate(self, username: str, password: str) -> User | None:
+        """The account if the password matches, else None (same work either way)."""
+        with self._sessions() as s:
+            row = s.scalars(select(_UserRow).where(_UserRow.username == username.strip())
+                            ).one_or_none()
+            stored = row.password_hash if row is not None else _DUMMY_HASH
+            try:
+                _HASHER.verify(stored, password)
+            except (VerificationError, InvalidHashError):
+                if row is not None:
+                    self._audit(s, row.id, "sign_in_failed", None, "", actor_name=row.username)
+                    s.commit()
+                return None
+            if row is None:
+                return None
+            if _HASHER.check_needs_rehash(row.password_hash):
+                row.password_hash = _HASHER.hash(password)
+            self._audit(s, row.id, "sign_in", None, "", actor_name=row.username)
+            s.commit()
+            return self._user(s, row)
+
+    def clinicians(self) -> list[User]:
+        """Every clinician account (for maintenance commands that act on their behalf)."""
+        with self._sessions() as s:
+            rows = s.scalars(select(_UserRow).where(_UserRow.role == "clinician")
+                             .order_by(_UserRow.id)).all()
+            return [self._user(s, r) for r in rows]
+
+    def user(self, username: str) -> User | None:
+        with self._sessions() as s:
+            row = s.scalars(select(_UserRow).where(_UserRow.username == username)).one_or_none()
+            return None if row is None else self._user(s, row)
+
+    def _user(self, s: Session, row: _UserRow) -> User:
+        patient_id = None
+        if row.role == "patient":
+            patient_id = s.scalar(select(_PatientRow.id).where(_PatientRow.user_id == row.id))
+        return User(id=row.id, username=row.username, role=row.role,
+                    display_name=row.display_name, is_demo=row.is_demo, patient_id=patient_id)
+
+    # -- access ----------------------------------------------------------------------------
+
+    def _patient_row(self, s: Session, actor: User, patient_id: int) -> _PatientRow:
+        """The patient's row if ``actor`` may see it, else AccessDenied (also when absent)."""
+        row = s.get(_PatientRow, patient_id)
+        allowed = row is not None and (
+            (actor.role == "clinician" and row.clinician_id == actor.id)
+            or (actor.role == "patient" and row.user_id == actor.id))
+        if not allowed:
+            raise AccessDenied("This course is not yours to see. You can only open your own "
+                               "course (or, for clinicians, your own patients).")
+        assert row is not None
+        return row
+
+    @staticmethod
+    def _require_clinician(actor: User) -> None:
+        if actor.role != "clinician":
+            raise AccessDenied("Only your dermatologist can do this.")
+
+    def _audit(self, s: Session, actor_id: int | None, action: str, patient_id: int | None,
+               detail: str, *, actor_name: str) -> None:
+        s.add(_AuditRow(at=_now(), actor_id=actor_id, actor_name=actor_name, action=action,
+                        patient_id=patient_id, detail=detail))
+
+    def record_view(self, actor: User, patient_id: int, what: str) -> None:
+        """Write 'actor viewed what' to the audit log (after checking they may)."""
+        with self._sessions.begin() as s:
+            self._patient_row(s, actor, patient_id)
+            self._audit(s, actor.id, "view", patient_id, what, actor_name=actor.username)
+
+    def audit_log(self, actor: User, patient_id: int) -> list[AuditEntry]:
+        self._require_clinician(actor)
+        with self._sessions() as s:
+            self._patient_row(s, actor, patient_id)
+            rows = s.scalars(select(_AuditRow).where(_AuditRow.patient_id == patient_id)
+                             .order_by(_AuditRow.id)).all()
+            return [AuditEntry(at=r.at, actor=r.actor_name, action=r.action,
+                               patient_id=r.patient_id, detail=r.detail) for r in rows]
+
+    # -- patients --------------------------------------------------------------------------
+
+    def add_patient(self, actor: User, name: str, *, treatment_date: date,
+                    procedure: str = "microneedling", username: str | None = None) -> int:
+        """A new patient of ``actor`` (a clinician), optionally linked to a patient account."""
+        self._require_clinician(actor)
+        with self._sessions() as s:
+            user_id = None
+            if username is not None:
+                account = s.scalars(select(_UserRow).where(_UserRow.username == username)
+                                    ).one_or_none()
+                if account is None or account.role != "patient":
+                    raise AccountError(f"There is no patient account named {username!r}.")
+                user_id = account.id
+            row = _PatientRow(name=name, user_id=user_id, clinician_id=actor.id,
+                              created_at=_now())
+            s.add(row)
+            try:
+                s.flush()
+            except IntegrityError:
+                s.rollback()
+                raise AccountError(f"The account {username!r} already belongs to a patient."
+                                   ) from None
+            s.add(_TreatmentRow(patient_id=row.id, treatment_date=treatment_date,
+                                procedure=procedure, created_at=_now()))
+            self._audit(s, actor.id, "add_patient", row.id, "", actor_name=actor.username)
+            s.commit()
+            return row.id
+
+    def patients(self, actor: User) -> list[PatientInfo]:
+        """The patients ``actor`` may see: a clinician's own, or the patient themself."""
+        with self._sessions() as s:
+            query = select(_PatientRow)
+            if actor.role == "clinician":
+                query = query.where(_PatientRow.clinician_id == actor.id)
+            else:
+                query = query.where(_PatientRow.user_id == actor.id)
+            return [self._patient_info(s, r) for r in s.scalars(query.order_by(_PatientRow.id))]
+
+    def patient(self, actor: User, patient_id: int) -> PatientInfo:
+        with self._sessions() as s:
+            return self._patient_info(s, self._patient_row(s, actor, patient_id))
+
+    def _patient_info(self, s: Session, row: _PatientRow) -> PatientInfo:
+        treatment = s.scalars(select(_TreatmentRow).where(_TreatmentRow.patient_id == row.id)
+                              .order_by(_TreatmentRow.treatment_date.desc(),
+                                        _TreatmentRow.id.desc())).first()
+        return PatientInfo(id=row.id, name=row.name, clinician_id=row.clinician_id,
+                           user_id=row.user_id,
+                           treatment_date=None if treatment is None else treatment.treatment_date,
+                           procedure=None if treatment is None else treatment.procedure)
+
+    def delete_patient(self, actor: User, patient_id: int, *, confirm_name: str) -> int:
+        """Erase a patient: rows, photo files and their account. Returns files removed.
+
+        ``confirm_name`` must repeat the patient's name, so that a slip cannot erase anyone.
+        """
+        self._require_clinician(actor)
+        with self._photo_lock(), self._sessions() as s:
+            row = self._patient_row(s, actor, patient_id)
+            if confirm_name.strip() != row.name:
+                raise AccountError("To erase this patient, type their name exactly as shown.")
+            hashes = set(s.scalars(select(_PhotoRow.sha256)
+                                   .where(_PhotoRow.patient_id == patient_id)).all())
+            account_id = row.user_id
+            photo_ids = select(_PhotoRow.id).where(_PhotoRow.patient_id == patient_id)
+            s.execute(delete(_CorrectionRow).where(_CorrectionRow.photo_id.in_(photo_ids)))
+            s.execute(delete(_AnalysisRow).where(_AnalysisRow.photo_id.in_(photo_ids)))
+            s.execute(delete(_PhotoRow).where(_PhotoRow.patient_id == patient_id))
+            s.execute(delete(_CheckInRow).where(_CheckInRow.patient_id == patient_id))
+            s.execute(delete(_NoteRow).where(_NoteRow.patient_id == patient_id))
+            s.execute(delete(_TreatmentRow).where(_TreatmentRow.patient_id == patient_id))
+            s.execute(delete(_PatientRow).where(_PatientRow.id == patient_id))
+            if account_id is not None:
+                s.execute(delete(_UserRow).where(_UserRow.id == account_id))
+            # What was done stays on record; what was seen about them goes with them.
+            s.execute(update(_AuditRow).where(_AuditRow.patient_id == patient_id)
+                      .values(detail=""))
+            self._audit(s, actor.id, "erase_patient", patient_id, "", actor_name=actor.username)
+            s.commit()
+            still_used = set(s.scalars(select(_PhotoRow.sha256)
+                                       .where(_PhotoRow.sha256.in_(hashes))).all())
+            removed = 0
+            for sha in hashes - still_used:
+                for path in (self.photo_dir / sha[:2]).glob(f"{sha}.*"):
+                    path.unlink(missing_ok=True)
+                    removed += 1
+            return removed
+
+    # -- photos ----------------------------------------------------------------------------
+
+    def _photo_path(self, sha: str, suffix: str) -> Path:
+        return self.photo_dir / sha[:2] / f"{sha}{suffix}"
+
+    def add_photo(self, actor: User, patient_id: int, data: bytes, *, file_name: str,
+                  captured_at: datetime | None = None) -> tuple[PhotoInfo, bool]:
+        """Store an uploaded photo (location removed); returns it and whether it is new.
+
+        The same photo uploaded again returns the stored one with ``False``.
+        """
+        stored, suffix = strip_location(data)
+        sha = hashlib.sha256(stored).hexdigest()
+        with self._sessions() as s:
+            self._patient_row(s, actor, patient_id)
+            existing = s.scalars(select(_PhotoRow).where(_PhotoRow.patient_id == patient_id,
+                                                         _PhotoRow.sha256 == sha)).one_or_none()
+            if existing is not None:
+                return self._photo_info(s, existing), False
+        # Written outside the lock (the slow part); renamed and committed inside it.
+        self._temp_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self._temp_dir / f"{sha}.{os.getpid()}.{threading.get_ident()}.tmp"
+        with open(tmp, "wb") as handle:
+            handle.write(stored)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            with self._photo_lock(), self._sessions() as s:
+                self._patient_row(s, actor, patient_id)
+                final = self._photo_path(sha, suffix)
+                existed = final.exists()
+                row = _PhotoRow(patient_id=patient_id, sha256=sha, file_name=file_name[:255],
+                                suffix=suffix, size_bytes=len(stored),
+                                captured_at=None if captured_at is None
+                                else captured_at.isoformat(),
+                                uploaded_at=_now(), uploaded_by=actor.id)
+                s.add(row)
+                try:
+                    s.flush()
+                except IntegrityError:
+                    s.rollback()
+                    again = s.scalars(select(_PhotoRow).where(
+                        _PhotoRow.patient_id == patient_id, _PhotoRow.sha256 == sha)).one()
+                    return self._photo_info(s, again), False
+                self._audit(s, actor.id, "upload_photo", patient_id, f"photo {row.id}",
+                            actor_name=actor.username)
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp, final)
+                try:
+                    self._commit(s)
+                except BaseException:
+                    if not existed:
+                        final.unlink(missing_ok=True)
+                    raise
+                return self._photo_info(s, row), True
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _commit(self, s: Session) -> None:
+        """Commit (a seam for tests that simulate a crash at the worst moment)."""
+        s.commit()
+
+    def set_captured_at(self, actor: User, photo_id: int, captured_at: datetime) -> None:
+        with self._sessions.begin() as s:
+            row = self._photo_row(s, actor, photo_id)
+            row.captured_at = captured_at.isoformat()
+
+    def _photo_row(self, s: Session, actor: User, photo_id: int) -> _PhotoRow:
+        row = s.get(_PhotoRow, photo_id)
+        if row is None:
+            raise AccessDenied("This photo is not yours to see.")
+        self._patient_row(s, actor, row.patient_id)
+        return row
+
+    def photo_bytes(self, actor: User, photo_id: int) -> bytes:
+        with self._sessions() as s:
+            row = self._photo_row(s, actor, photo_id)
+            return self._photo_path(row.sha256, row.suffix).read_bytes()
+
+    def photos(self, actor: User, patient_id: int) -> list[PhotoInfo]:
+        """The patient's photos with their current analyses, oldest capture first."""
+        with self._sessions() as s:
+            self._patient_row(s, actor, patient_id)
+            rows = s.scalars(select(_PhotoRow).where(_PhotoRow.patient_id == patient_id)).all()
+            analyses = {a.photo_id: a for a in s.scalars(
+                select(_AnalysisRow).where(_AnalysisRow.is_current.is_(True),
+                                           _AnalysisRow.photo_id.in_([r.id for r in rows])))}
+            infos = [self._photo_info(s, r, analyses.get(r.id, False)) for r in rows]
+        return sorted(infos, key=lambda p: (p.captured_at is None,
+                                            _sort_time(p.captured_at), p.id))
+
+    def _photo_info(self, s: Session, row: _PhotoRow,
+                    analysis: _AnalysisRow | None | bool = False) -> PhotoInfo:
+        if analysis is False or analysis is True:
+            analysis = s.scalars(select(_AnalysisRow).where(
+                _AnalysisRow.photo_id == row.id, _AnalysisRow.is_current.is_(True))).first()
+        return PhotoInfo(
+            id=row.id, patient_id=row.patient_id, sha256=row.sha256, file_name=row.file_name,
+            captured_at=None if row.captured_at is None
+            else datetime.fromisoformat(row.captured_at),
+            uploaded_at=row.uploaded_at,
+            result=None if not analysis else json.loads(analysis.result_json),
+            engine_version=None if not analysis else analysis.engine_version,
+            reference_photo_id=None if not analysis else analysis.reference_photo_id)
+
+    def all_photo_ids(self, actor: User) -> list[tuple[int, int]]:
+        """(patient id, photo id) of every photo ``actor`` may see."""
+        return [(p.id, ph.id) for p in self.patients(actor) for ph in self.photos(actor, p.id)]
+
+    def save_analysis(self, actor: User, photo_id: int, result: dict, *, engine_version: str,
+                      reference_photo_id: int | None) -> None:
+        """Store a photo's analysis JSON as its current one (earlier ones are kept)."""
+        with self._sessions.begin() as s:
+            self._photo_row(s, actor, photo_id)
+            s.execute(update(_AnalysisRow).where(_AnalysisRow.photo_id == photo_id)
+                      .values(is_current=False))
+            s.add(_AnalysisRow(photo_id=photo_id, engine_version=engine_version,
+                               status=str(result.get("status")), result_json=json.dumps(result),
+                               reference_photo_id=reference_photo_id, is_current=True,
+                               created_at=_now()))
+
+    # -- check-ins, notes, corrections -----------------------------------------------------
+
+    def add_checkin(self, actor: User, patient_id: int, *, day: int | None,
+                    **symptoms: bool) -> None:
+        unknown = set(symptoms) - set(SYMPTOM_NAMES)
+        if unknown:
+            raise TypeError(f"unknown symptoms {sorted(unknown)}; expected {SYMPTOM_NAMES}")
+        with self._sessions.begin() as s:
+            self._patient_row(s, actor, patient_id)
+            s.add(_CheckInRow(patient_id=patient_id, day=day, created_at=_now(),
+                              created_by=actor.id,
+                              **{k: bool(symptoms.get(k, False)) for k in SYMPTOM_NAMES}))
+            self._audit(s, actor.id, "check_in", patient_id, "", actor_name=actor.username)
+
+    def checkins(self, actor: User, patient_id: int) -> list[CheckIn]:
+        with self._sessions() as s:
+            self._patient_row(s, actor, patient_id)
+            rows = s.scalars(select(_CheckInRow).where(_CheckInRow.patient_id == patient_id)
+                             .order_by(_CheckInRow.id)).all()
+            return [CheckIn(id=r.id, day=r.day, created_at=r.created_at,
+                            **{k: getattr(r, k) for k in SYMPTOM_NAMES}) for r in rows]
+
+    def add_note(self, actor: User, patient_id: int, text: str) -> None:
+        self._require_clinician(actor)
+        with self._sessions.begin() as s:
+            self._patient_row(s, actor, patient_id)
+            s.add(_NoteRow(patient_id=patient_id, author_id=actor.id, text=text,
+                           created_at=_now()))
+            self._audit(s, actor.id, "add_note", patient_id, "", actor_name=actor.username)
+
+    def notes(self, actor: User, patient_id: int) -> list[Note]:
+        self._require_clinician(actor)
+        with self._sessions() as s:
+            self._patient_row(s, actor, patient_id)
+            rows = s.execute(select(_NoteRow, _UserRow.display_name)
+                             .join(_UserRow, _UserRow.id == _NoteRow.author_id, isouter=True)
+                             .where(_NoteRow.patient_id == patient_id)
+                             .order_by(_NoteRow.id)).all()
+            return [Note(id=n.id, author=name or "(deleted account)", text=n.text,
+                         created_at=n.created_at) for n, name in rows]
+
+    def add_correction(self, actor: User, photo_id: int, *, action: str, x: float, y: float,
+                       radius: float, kind: str = "papule") -> int:
+        """Reject a detected lesion (at x, y) or add a missed one; photo pixels."""
+        self._require_clinician(actor)
+        if action not in ("reject", "add"):
+            raise ValueError(f"action must be 'reject' or 'add', got {action!r}")
+        with self._sessions.begin() as s:
+            photo = self._photo_row(s, actor, photo_id)
+            row = _CorrectionRow(photo_id=photo_id, action=action, x=float(x), y=float(y),
+                                 radius=float(radius), kind=kind, author_id=actor.id,
+                                 created_at=_now())
+            s.add(row)
+            s.flush()
+            self._audit(s, actor.id, f"lesion_{action}", photo.patient_id,
+                        f"photo {photo_id} at ({x:.0f}, {y:.0f})", actor_name=actor.username)
+            return row.id
+
+    def remove_correction(self, actor: User, correction_id: int) -> None:
+        self._require_clinician(actor)
+        with self._sessions.begin() as s:
+            row = s.get(_CorrectionRow, correction_id)
+            if row is None:
+                return
+            photo = self._photo_row(s, actor, row.photo_id)
+            s.delete(row)
+            self._audit(s, actor.id, "undo_correction", photo.patient_id,
+                        f"photo {row.photo_id}", actor_name=actor.username)
+
+    def corrections(self, actor: User, patient_id: int) -> list[Correction]:
+        with self._sessions() as s:
+            self._patient_row(s, actor, patient_id)
+            rows = s.execute(select(_CorrectionRow, _UserRow.display_name)
+                             .join(_PhotoRow, _PhotoRow.id == _CorrectionRow.photo_id)
+                             .join(_UserRow, _UserRow.id == _CorrectionRow.author_id,
+                                   isouter=True)
+                             .where(_PhotoRow.patient_id == patient_id)
+                             .order_by(_CorrectionRow.id)).all()
+            return [Correction(id=c.id, photo_id=c.photo_id, action=c.action, x=c.x, y=c.y,
+                               radius=c.radius, kind=c.kind, author=name or "(deleted account)",
+                               created_at=c.created_at) for c, name in rows]
+
+    def revision(self, actor: User, patient_id: int) -> tuple:
+        """Changes whenever anything the course depends on changes (a cache key)."""
+        with self._sessions() as s:
+            self._patient_row(s, actor, patient_id)
+            photo_ids = select(_PhotoRow.id).where(_PhotoRow.patient_id == patient_id)
+            return (
+                s.scalar(select(func.max(_AnalysisRow.id))
+                         .where(_AnalysisRow.photo_id.in_(photo_ids))),
+                s.scalar(select(func.count(_PhotoRow.id))
+                         .where(_PhotoRow.patient_id == patient_id)),
+                s.scalar(select(func.max(_CheckInRow.id))
+                         .where(_CheckInRow.patient_id == patient_id)),
+                s.scalar(select(func.max(_CorrectionRow.id))
+                         .where(_CorrectionRow.photo_id.in_(photo_ids))),
+                s.scalar(select(func.count(_CorrectionRow.id))
+                         .where(_CorrectionRow.photo_id.in_(photo_ids))),
+                s.scalar(select(func.max(_TreatmentRow.id))
+                         .where(_TreatmentRow.patient_id == patient_id)),
+            )
+
+
+def _sort_time(value: datetime | None) -> float:
+    return 0.0 if value is None else value.timestamp()
+
+
+_DUMMY_HASH = _HASHER.hash("not a password of anyone")
+
+
+def stored_photo_count(store: Store) -> int:
+    """Files under the photo folder (for tests and the erasure check)."""
+    return sum(1 for _ in store.photo_dir.glob("??/*"))

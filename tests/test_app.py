@@ -1,0 +1,213 @@
+"""Page logic of the Streamlit app with AppTest, on a demo clinic built once per session."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from monitor.demo import build_demo
+from monitor.store import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "sample_images"
+
+
+@pytest.fixture(scope="session")
+def demo_template(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("demo_template") / "data"
+    build_demo(folder).close()
+    return folder
+
+
+@pytest.fixture()
+def demo(demo_template, tmp_path, monkeypatch):
+    """A fresh copy of the demo clinic, and the app pointed at it."""
+    folder = tmp_path / "data"
+    shutil.copytree(demo_template, folder)
+    monkeypatch.setenv("MONITOR_DATA", str(folder))
+    monkeypatch.chdir(ROOT)
+    store = Store(folder)
+    yield store
+    store.close()
+
+
+def _app(store: Store | None = None, username: str | None = None) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    if username is not None:
+        at.session_state["user"] = store.user(username)
+    return at.run()
+
+
+def _texts(at: AppTest) -> str:
+    parts = [e.value for kind in ("markdown", "error", "success", "info", "warning", "caption",
+                                  "title", "subheader")
+             for e in getattr(at, kind)]
+    return "\n".join(str(p) for p in parts)
+
+
+def _click(at: AppTest, label: str) -> AppTest:
+    button = next(b for b in at.button if b.label == label)
+    return button.click().run()
+
+
+def test_sign_in_checks_the_password_and_shows_the_demo_notice(demo):
+    at = _app()
+    assert "demo clinic" in _texts(at).lower()
+    at.text_input(key="login_username").input("alex")
+    at.text_input(key="login_password").input("wrong")
+    at = _click(at, "Sign in")
+    assert "do not match" in at.error[0].value
+    at.text_input(key="login_password").input("demo-alex")
+    at = _click(at, "Sign in")
+    assert at.title[0].value == "Daily check-in" and not at.exception
+
+
+def test_patient_checks_in_a_good_then_a_bad_photo(demo):
+    at = _app(demo, "robin")
+    assert "arm's length" in _texts(at)
+    at.file_uploader(key="photo_upload").set_value(
+        ("day0.jpg", (SAMPLES / "day0.jpg").read_bytes(), "image/jpeg"))
+    at.run()
+    assert not at.exception
+    assert "saved and measured" in _texts(at)
+    at.file_uploader(key="photo_upload").set_value(("notes.jpg", b"not a photo", "image/jpeg"))
+    at.run()
+    assert not at.exception
+    message = at.error[0].value
+    assert "could not use this photo" in message and "Traceback" not in message
+    robin = demo.user("robin")
+    assert len(demo.photos(robin, robin.patient_id)) == 1
+
+
+def test_patient_answers_the_symptom_questions(demo):
+    at = _app(demo, "robin")
+    at.checkbox(key="symptom_fever").check()
+    at = _click(at, "Send my answers")
+    assert "contact your dermatologist" in at.warning[0].value
+    robin = demo.user("robin")
+    assert demo.checkins(robin, robin.patient_id)[-1].fever
+
+
+def test_my_course_shows_metrics_chart_status_and_before_after(demo):
+    at = _app(demo, "alex")
+    at.switch_page("app_pages/my_course.py").run()
+    assert not at.exception
+    assert at.title[0].value == "My course"
+    labels = [m.label for m in at.metric]
+    assert labels == ["Spots today", "Redness today", "Spots on day 0"]
+    assert "Settled" in _texts(at) or "Settling" in _texts(at)
+    assert len(at.get("plotly_chart")) == 2
+    assert len(at.image) >= 1 and at.slider(key="wipe_patient").value == 50
+
+
+def test_patient_cannot_open_another_course_by_query_parameter(demo):
+    sam = demo.user("sam")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.session_state["user"] = demo.user("alex")
+    at.query_params["patient"] = str(sam.patient_id)
+    at.switch_page("app_pages/my_course.py").run()
+    assert not at.exception
+    assert "not yours" in at.error[0].value
+    assert not at.metric and not at.get("plotly_chart")
+
+
+def test_patient_has_no_clinician_pages(demo):
+    at = _app(demo, "alex")
+    with pytest.raises(Exception):  # noqa: B017 - AppTest refuses an unregistered page
+        at.switch_page("app_pages/review.py").run()
+        assert at.title[0].value == "Review: Sam"
+
+
+def test_triage_lists_the_flagged_patient_first(demo):
+    at = _app(demo, "doctor")
+    assert at.title[0].value == "Triage" and not at.exception
+    table = at.dataframe[0].value
+    assert list(table["Patient"])[0] == "Sam"
+    assert "flagged" in _texts(at)
+    buttons = [b.label for b in at.button if b.key and b.key.startswith("open_")]
+    assert buttons[0].endswith("Sam")
+
+
+def test_review_reject_a_lesion_changes_the_count_and_exports(demo):
+    doctor = demo.user("doctor")
+    alex = next(p for p in demo.patients(doctor) if p.name == "Alex")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.session_state["user"] = doctor
+    at.query_params["patient"] = str(alex.id)
+    at.switch_page("app_pages/review.py").run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Review: Alex"
+    # Pick the busiest day (day 2) and reject its first lesion.
+    at.selectbox(key="overlay_photo").select_index(2).run()
+    before = int(at.metric[0].value)
+    assert before > 0
+    reject = next(b for b in at.button if b.key and b.key.startswith("reject_"))
+    reject.click().run()
+    assert not at.exception
+    assert int(at.metric[0].value) == before - 1
+    corrections = demo.corrections(doctor, alex.id)
+    assert [(c.action, c.author) for c in corrections] == [("reject", "Dr Demo (dermatologist)")]
+    series = {d["day"]: d["lesion_count"] for d in
+              __import__("monitor.clinic", fromlist=["x"]).course_view(
+                  demo, doctor, alex.id).trend["series"]}
+    assert series[2] == before - 1
+    pdf = next(d for d in at.get("download_button") if "PDF" in d.proto.label)
+    assert pdf.proto.label
+
+
+def test_review_of_another_clinicians_patient_is_refused(demo):
+    other = demo.create_user("doc2", "other password", role="clinician")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.session_state["user"] = other
+    at.query_params["patient"] = "1"
+    at.switch_page("app_pages/review.py").run()
+    assert not at.exception
+    assert "no patients" in _texts(at) or "not yours" in _texts(at)
+
+
+def test_pdf_csv_json_exports(demo):
+    from monitor.charts import course_png
+    from monitor.clinic import course_view
+    from monitor.report import pdf_report, series_csv, series_json
+
+    doctor = demo.user("doctor")
+    view = course_view(demo, doctor, 1)
+    pdf = pdf_report(view, before=None, after=None, before_label="", after_label="",
+                     chart_png=course_png(view.trend), clinician="Dr", generated=demo.today())
+    assert pdf.startswith(b"%PDF")
+    assert series_csv(view).splitlines()[0].startswith("day,photos,lesion_count")
+    assert '"trend"' in series_json(view)
+
+
+def test_a_30_day_review_reruns_in_well_under_a_second(demo):
+    """Pages read stored results: once warm, a rerun of a 30-day review costs no analysis."""
+    import io
+    import time
+
+    from PIL import Image
+
+    doctor = demo.user("doctor")
+    alex = next(p for p in demo.patients(doctor) if p.name == "Alex")
+    photos = demo.photos(doctor, alex.id)
+    template = photos[3].result
+    for day in range(8, 30):
+        out = io.BytesIO()
+        Image.new("RGB", (320, 320), (150, 100 + day, 90)).save(out, format="JPEG")
+        info, _ = demo.add_photo(doctor, alex.id, out.getvalue(), file_name=f"d{day}.jpg")
+        entry = dict(template, day=day, file=f"d{day}.jpg",
+                     captured_at=f"2026-03-{2 + day:02d}T09:00:00" if day < 30 else None)
+        demo.save_analysis(doctor, info.id, entry, engine_version="test",
+                           reference_photo_id=photos[0].id)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.session_state["user"] = doctor
+    at.query_params["patient"] = str(alex.id)
+    at.switch_page("app_pages/review.py").run()
+    assert not at.exception and len(at.image) >= 30
+    start = time.perf_counter()
+    at.slider(key="wipe_review").set_value(30).run()
+    elapsed = time.perf_counter() - start
+    assert not at.exception
+    assert elapsed < 1.0, f"a warm rerun took {elapsed:.2f} s"
