@@ -27,10 +27,12 @@ how close each step comes to the ground truth that made the photos.
 The photos are synthetic: scikit-image's public-domain astronaut portrait with painted papules,
 pustules, diffuse erythema and moles, photographed under a different pose and light each day
 (`monitor/synthetic.py`). Because everything painted is known, every figure below is checked."""),
-    ("code", """import json, sys
+    ("code", """%config InlineBackend.figure_format = "jpeg"
+import json, sys
 from pathlib import Path
 import numpy as np, cv2
 import matplotlib.pyplot as plt
+plt.rcParams["figure.dpi"] = 60
 REPO = Path.cwd().parent if Path.cwd().name == "notebooks" else Path.cwd()
 sys.path.insert(0, str(REPO))
 from monitor.synthetic import make_course
