@@ -130,11 +130,11 @@ def _ecc(template: np.ndarray, image: np.ndarray, mask: np.ndarray,
     coarse_mask = cv2.resize(mask, (coarse_template.shape[1], coarse_template.shape[0]),
                              interpolation=cv2.INTER_NEAREST)
     w = (half @ warp @ np.linalg.inv(half)).astype(np.float32)
-    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 60, 1e-5)
+    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 1e-4)
     _, w = cv2.findTransformECC(coarse_template, coarse_image, w, cv2.MOTION_HOMOGRAPHY,
                                 criteria, coarse_mask, 3)
     w = (np.linalg.inv(half) @ w.astype(np.float64) @ half).astype(np.float32)
-    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 60, 1e-6)
+    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 1e-5)
     rho, w = cv2.findTransformECC(template, image, w, cv2.MOTION_HOMOGRAPHY, criteria, mask, 3)
     return float(rho), w.astype(np.float64)
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from monitor.face import Face
+from monitor.face import Face, _topology
 
 __all__ = [
     "ColourCorrection",
@@ -83,10 +83,24 @@ def srgb_to_linear(rgb: np.ndarray) -> np.ndarray:
     return _LUT[rgb]
 
 
+_INVERSE_LEVELS = 1 << 16
+_INVERSE_LUT = None
+
+
 def linear_to_srgb(linear: np.ndarray) -> np.ndarray:
-    """float linear RGB to float32 sRGB (0..1), clipped."""
-    x = np.clip(linear, 0.0, 1.0).astype(np.float32)
-    return np.where(x <= 0.0031308, x * 12.92, 1.055 * np.power(x, 1 / 2.4) - 0.055)
+    """float linear RGB to float32 sRGB (0..1), clipped.
+
+    Through a 65536-entry table (linear steps of 1.5e-5; the largest sRGB error, in the
+    darkest tones, is 2e-4, a twentieth of an 8-bit level): several times faster than the
+    power function on a face-sized image.
+    """
+    global _INVERSE_LUT
+    if _INVERSE_LUT is None:
+        x = np.arange(_INVERSE_LEVELS, dtype=np.float64) / (_INVERSE_LEVELS - 1)
+        _INVERSE_LUT = np.where(x <= 0.0031308, x * 12.92,
+                                1.055 * np.power(x, 1 / 2.4) - 0.055).astype(np.float32)
+    index = np.clip(linear, 0.0, 1.0) * np.float32(_INVERSE_LEVELS - 1) + np.float32(0.5)
+    return _INVERSE_LUT[index.astype(np.int32)]
 
 
 def to_lab(linear: np.ndarray) -> np.ndarray:
@@ -102,12 +116,14 @@ def neutral_mask(face: Face, shape: tuple[int, int]) -> np.ndarray:
     that can flush with the face).
     """
     height, width = shape
-    oval = face.skin_mask(shape=shape)
-    hull = cv2.convexHull(np.argwhere(oval)[:, ::-1].astype(np.int32))
+    oval = face.landmarks[list(_topology()["oval"])]
+    hull = np.round(cv2.convexHull(oval.astype(np.float32))[:, 0]).astype(np.int32)
     face_area = np.zeros(shape, np.uint8)
     cv2.fillConvexPoly(face_area, hull, 1)
-    grow = max(3, int(0.15 * face.inter_ocular_px)) * 2 + 1
-    face_area = cv2.dilate(face_area, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (grow, grow)))
+    grow = max(3, int(0.15 * face.inter_ocular_px))
+    # Grown by a distance transform: cheap whatever the margin, unlike a large dilation.
+    distance = cv2.distanceTransform((1 - face_area).astype(np.uint8), cv2.DIST_L2, 3)
+    face_area = (distance <= grow).astype(np.uint8)
     x0, _, x1, y1 = face.box
     neck = np.zeros(shape, np.uint8)
     cv2.rectangle(neck, (int(x0), int(y1 - 0.1 * face.inter_ocular_px)),
@@ -117,8 +133,6 @@ def neutral_mask(face: Face, shape: tuple[int, int]) -> np.ndarray:
 
 def eye_white_mask(face: Face, shape: tuple[int, int], rgb: np.ndarray) -> np.ndarray:
     """Whites of the eyes and teeth: bright, low-saturation pixels inside eyes and lips."""
-    from monitor.face import _topology
-
     mask = np.zeros(shape, np.uint8)
     for part in ("right_eye", "left_eye", "lips"):
         hull = cv2.convexHull(face.landmarks[list(_topology()[part])].astype(np.float32))
@@ -136,7 +150,9 @@ def _gains(photo_lin: np.ndarray, reference_lin: np.ndarray, mask: np.ndarray, *
     """Per-channel ratio of medians over valid pixels, or None if too few."""
     valid = mask.copy()
     for image in (photo_lin, reference_lin):
-        valid &= (image.min(axis=2) > _MIN_VALUE) & (image.max(axis=2) < _MAX_VALUE)
+        r, g, b = image[..., 0], image[..., 1], image[..., 2]
+        valid &= (np.minimum(np.minimum(r, g), b) > _MIN_VALUE)
+        valid &= (np.maximum(np.maximum(r, g), b) < _MAX_VALUE)
     count = int(valid.sum())
     if count < min_pixels:
         return None

@@ -15,6 +15,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -235,6 +236,19 @@ class Face:
         return {"roll": float(roll), "yaw": float(yaw), "pitch": float(pitch)}
 
     # --- masks ----------------------------------------------------------------------------
+    @cached_property
+    def _own_skin(self) -> np.ndarray:
+        mask = self._skin_mask(self.image_shape, None)
+        mask.flags.writeable = False
+        return mask
+
+    @cached_property
+    def _own_regions(self) -> dict[str, np.ndarray]:
+        regions = self._region_masks(self.image_shape, None)
+        for mask in regions.values():
+            mask.flags.writeable = False
+        return regions
+
     def skin_mask(self, *, shape: tuple[int, int] | None = None,
                   transform: np.ndarray | None = None) -> np.ndarray:
         """Skin of the face: the face oval without eyes, brows, lips and nostrils.
@@ -249,9 +263,15 @@ class Face:
         Returns
         -------
         ndarray of shape (H, W), bool
+            Read-only when computed for the photo itself (it is computed once per face).
         """
+        if transform is None and (shape is None or tuple(shape) == self.image_shape):
+            return self._own_skin
+        return self._skin_mask(tuple(shape or self.image_shape), transform)
+
+    def _skin_mask(self, shape: tuple[int, int], transform: np.ndarray | None) -> np.ndarray:
         points = self._points_in(transform)
-        height, width = shape or self.image_shape
+        height, width = shape
         scale = self.inter_ocular_px * _transform_scale(transform)
         topology = _topology()
         mask = np.zeros((height, width), np.uint8)
@@ -276,10 +296,17 @@ class Face:
 
         The forehead lies above the brows; the nose is the hull of the mesh's nose points; the
         cheeks lie below the eyes, beside the nose and above the mouth corners' level down to the
-        jaw, split at the face's midline; the chin lies below the lower lip.
+        jaw, split at the face's midline; the chin lies below the lower lip. Read-only when
+        computed for the photo itself (once per face).
         """
+        if transform is None and (shape is None or tuple(shape) == self.image_shape):
+            return dict(self._own_regions)
+        return self._region_masks(tuple(shape or self.image_shape), transform)
+
+    def _region_masks(self, shape: tuple[int, int],
+                      transform: np.ndarray | None) -> dict[str, np.ndarray]:
         points = self._points_in(transform)
-        height, width = shape or self.image_shape
+        height, width = shape
         skin = self.skin_mask(shape=(height, width), transform=transform)
         ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
 
@@ -344,11 +371,33 @@ def _fill(mask: np.ndarray, polygon: np.ndarray, value: int, *, dilate_px: int =
     if dilate_px <= 0:
         cv2.fillPoly(mask, [poly], value, lineType=cv2.LINE_8, shift=2)
         return
-    part = np.zeros_like(mask)
-    cv2.fillPoly(part, [poly], 1, lineType=cv2.LINE_8, shift=2)
+    # Grow the polygon within its own bounding box only: a dilation over the whole image
+    # would cost as much for a small eye as for the face.
+    height, width = mask.shape
+    x0 = max(int(polygon[:, 0].min()) - dilate_px - 1, 0)
+    y0 = max(int(polygon[:, 1].min()) - dilate_px - 1, 0)
+    x1 = min(int(np.ceil(polygon[:, 0].max())) + dilate_px + 2, width)
+    y1 = min(int(np.ceil(polygon[:, 1].max())) + dilate_px + 2, height)
+    if x1 <= x0 or y1 <= y0:
+        return
+    part = np.zeros((y1 - y0, x1 - x0), mask.dtype)
+    cv2.fillPoly(part, [poly - np.array([x0 * 4, y0 * 4], np.int32)], 1, lineType=cv2.LINE_8,
+                 shift=2)
     size = 2 * dilate_px + 1
     part = cv2.dilate(part, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size)))
-    mask[part.astype(bool)] = value
+    mask[y0:y1, x0:x1][part.astype(bool)] = value
+
+
+def shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Reduce an image to ``size`` (width, height) with little aliasing, fast on 12 MP.
+
+    A bilinear step to twice the target size, then area averaging: within a few percent of a
+    plain area resize in quality, at a fifth of its cost when the reduction is large.
+    """
+    height, width = image.shape[:2]
+    if size[0] * 2 < width and size[1] * 2 < height:
+        image = cv2.resize(image, (size[0] * 2, size[1] * 2), interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
 def find_face(rgb: np.ndarray) -> Face:
@@ -376,12 +425,8 @@ def find_face(rgb: np.ndarray) -> Face:
     if scale == 1.0:
         small = rgb
     else:
-        # The detector only needs a coarse view: skip pixels first (cheap on 12 MP), then
-        # area-average the rest. Exact scale factors are kept for mapping the points back.
-        step = max(1, int(1.0 / (scale * 1.5)))
-        coarse = rgb[::step, ::step]
-        size = (round(width * scale), round(height * scale))
-        small = cv2.resize(coarse, size, interpolation=cv2.INTER_AREA)
+        # Exact scale factors are kept for mapping the points back.
+        small = shrink(rgb, (round(width * scale), round(height * scale)))
     faces = _run_mesh(small)
     if not faces:
         raise NoFaceFound(

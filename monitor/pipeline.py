@@ -27,7 +27,7 @@ from monitor.align import Alignment, AlignmentTarget, align, prepare_reference
 from monitor.colour import IDENTITY, ColourCorrection, estimate_correction, linear_to_srgb
 from monitor.course import Symptoms, assess_course
 from monitor.errors import AlignmentFailed, MonitorError, NoSkinFound, PoorPhotoQuality
-from monitor.face import REGIONS, Face, find_face
+from monitor.face import REGIONS, Face, find_face, shrink
 from monitor.lesions import Lesion, detect_lesions
 from monitor.photo import Photo, load_photo
 from monitor.quality import Quality, assess, check_pose
@@ -97,7 +97,7 @@ def face_crop(rgb: np.ndarray, face: Face) -> FaceCrop:
     region = rgb[y0:y1, x0:x1]
     if scale < 1.0:
         size = (max(1, round(region.shape[1] * scale)), max(1, round(region.shape[0] * scale)))
-        pixels = cv2.resize(region, size, interpolation=cv2.INTER_AREA)
+        pixels = shrink(region, size)
         sx, sy = size[0] / region.shape[1], size[1] / region.shape[0]
     else:
         pixels, sx, sy = np.ascontiguousarray(region), 1.0, 1.0

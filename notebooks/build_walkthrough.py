@@ -27,7 +27,8 @@ how close each step comes to the ground truth that made the photos.
 The photos are synthetic: scikit-image's public-domain astronaut portrait with painted papules,
 pustules, diffuse erythema and moles, photographed under a different pose and light each day
 (`monitor/synthetic.py`). Because everything painted is known, every figure below is checked."""),
-    ("code", """%config InlineBackend.figure_format = "jpeg"
+    ("code", """%matplotlib inline
+%config InlineBackend.figure_format = "jpeg"
 import json, sys
 from pathlib import Path
 import numpy as np, cv2
