@@ -157,7 +157,10 @@ def main(argv: list[str]) -> int:
     acc = closeup_accuracy(data_dir)
     print(f"count Spearman      {acc.count_spearman:.3f}")
     print(f"count MAE per photo {acc.count_mae:.2f}")
-    print(f"F1                  {acc.f1:.3f}  (precision {acc.precision:.3f}, recall {acc.recall:.3f})")
+    print(
+        f"F1                  {acc.f1:.3f}  "
+        f"(precision {acc.precision:.3f}, recall {acc.recall:.3f})"
+    )
     print(f"photos {acc.n_photos}, {1000 * acc.seconds_per_photo:.0f} ms per photo")
     return 0
 

@@ -216,6 +216,7 @@ def main() -> int:
         clf = HistGradientBoostingClassifier(**PARAMS).fit(x[tr], y[tr])
         oof[te] = clf.predict_proba(x[te])[:, 1]
         print(f"fold {fold}: {time.perf_counter() - t0:.0f} s")
+    np.save(Path(tempfile.gettempdir()) / "lesion_oof.npy", oof)
     bounds = np.cumsum([0] + [len(p["label"]) for p in photos])
     scores = []
     for i, ph in enumerate(photos):
@@ -247,7 +248,10 @@ def main() -> int:
     assert model is not None
     sample = x[:: max(1, len(x) // 5000)]
     diff = np.abs(model.predict(sample) - clf.predict_proba(sample)[:, 1]).max()
-    print(f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KiB), max |numpy - sklearn| {diff:.2e}")
+    print(
+        f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KiB), "
+        f"max |numpy - sklearn| {diff:.2e}"
+    )
     if diff > 1e-4:
         raise SystemExit("exported model disagrees with scikit-learn")
     return 0
