@@ -69,7 +69,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _progress(done: int, total: int, name: str, status: str) -> None:
     if not sys.stderr.isatty():
-        print(f"[{done}/{total}] {name}: {status}", file=sys.stderr, flush=True)
+        print(f"[{done}/{total}] {name}{': ' + status if status else ''}", file=sys.stderr,
+              flush=True)
         return
     width = 24
     filled = int(width * done / max(total, 1))

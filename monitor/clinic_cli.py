@@ -19,13 +19,9 @@ __all__ = ["add_clinic_commands", "main", "run_clinic_command"]
 
 
 def _bar(done: int, total: int, name: str) -> None:
-    if not sys.stderr.isatty():
-        print(f"[{done}/{total}] {name}", file=sys.stderr, flush=True)
-        return
-    width = 24
-    filled = int(width * done / max(total, 1))
-    print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {name[:40]:<40}",
-          end="" if done < total else "\n", file=sys.stderr, flush=True)
+    from monitor.cli import _progress
+
+    _progress(done, total, name, "")
 
 
 def add_clinic_commands(commands: argparse._SubParsersAction) -> None:

@@ -36,7 +36,7 @@ __all__ = [
     "estimate_correction",
 ]
 
-_MIN_PIXELS = 400
+_MIN_PIXELS = 200  # at half resolution
 _MIN_VALUE, _MAX_VALUE = 0.02, 0.90  # linear; outside this a pixel is too dark or clipped
 
 
@@ -181,20 +181,24 @@ def estimate_correction(photo_rgb: np.ndarray, reference_rgb: np.ndarray, *,
     -------
     ColourCorrection
     """
+    # Every second pixel of the reference is plenty for a median over thousands of pixels.
     shape = reference_rgb.shape[:2]
-    aligned = cv2.warpPerspective(photo_rgb, to_reference, (shape[1], shape[0]),
+    reference_half = reference_rgb[::2, ::2]
+    half_shape = reference_half.shape[:2]
+    to_half = np.diag([0.5, 0.5, 1.0]) @ to_reference
+    aligned = cv2.warpPerspective(photo_rgb, to_half, (half_shape[1], half_shape[0]),
                                   flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-    inside = cv2.warpPerspective(np.ones(photo_rgb.shape[:2], np.uint8), to_reference,
-                                 (shape[1], shape[0]), flags=cv2.INTER_NEAREST).astype(bool)
-    inside = cv2.erode(inside.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
-    aligned_lin, reference_lin = srgb_to_linear(aligned), srgb_to_linear(reference_rgb)
+    inside = cv2.warpPerspective(np.ones(photo_rgb.shape[:2], np.uint8), to_half,
+                                 (half_shape[1], half_shape[0]), flags=cv2.INTER_NEAREST)
+    inside = cv2.erode(inside, np.ones((3, 3), np.uint8)).astype(bool)
+    aligned_lin, reference_lin = srgb_to_linear(aligned), srgb_to_linear(reference_half)
 
-    surroundings = neutral_mask(reference_face, shape) & inside
+    surroundings = neutral_mask(reference_face, shape)[::2, ::2] & inside
     found = _gains(aligned_lin, reference_lin, surroundings)
     if found is not None:
         return ColourCorrection(tuple(float(g) for g in found[0]), "surroundings", found[1])
-    eyes = eye_white_mask(reference_face, shape, reference_rgb) & inside
-    found = _gains(aligned_lin, reference_lin, eyes, min_pixels=60)
+    eyes = eye_white_mask(reference_face, shape, reference_rgb)[::2, ::2] & inside
+    found = _gains(aligned_lin, reference_lin, eyes, min_pixels=20)
     if found is not None:
         return ColourCorrection(tuple(float(g) for g in found[0]), "eyes", found[1])
     return IDENTITY

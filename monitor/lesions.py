@@ -66,6 +66,7 @@ _SURROUND_STEP = 3
 # Gaussian spots "of radius R" (visible extent) peak near the same place.
 _RADIUS_PER_SIGMA = 1.8
 
+_HEAD_RADIUS_MM = 1.3  # pustule heads filled up to about this radius before the blob search
 _CANDIDATE_FLOOR_ASTAR = 1.0  # a* units; below this a spot is not even a candidate
 _MAX_CANDIDATES = 600
 
@@ -78,6 +79,8 @@ _RULE_MIN_ROUNDNESS = 0.5
 
 # Kind: pustule when the centre is this much lighter (L*) than the rim and not redder.
 _PUSTULE_L_EXCESS = 2.5
+# Pustule rule: how much lighter (L*) a head must be than its rim.
+_PUSTULE_RULE_PALE = 5.0
 
 # Tuned by cross-validation on the ACNE04 training photos (benchmarks/train_lesion_model.py);
 # the model file carries its own value, this is used when it does not.
@@ -413,6 +416,17 @@ def _sample(image: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
     return top * (1 - fy) + bottom * fy
 
 
+def _fill_heads(a_star: np.ndarray, ppm: float) -> np.ndarray:
+    """Fill pale heads inside red rims (a grey closing of a*), so a pustule is one red blob.
+
+    A pustule's white-yellow head is less red than its rim; without this its a* profile is a
+    ring and the blob search finds the rim, not the lesion. Heads are under ~1.2 mm across.
+    """
+    head_px = max(1, int(round(_HEAD_RADIUS_MM * ppm)))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * head_px + 1, 2 * head_px + 1))
+    return cv2.morphologyEx(a_star, cv2.MORPH_CLOSE, kernel)
+
+
 def _find_candidates(rgb: np.ndarray, skin: np.ndarray, px_per_mm: float) -> _Candidates:
     """Candidates and their features at the working scale (skin is at the original scale)."""
     scale = _working_scale(px_per_mm)
@@ -422,6 +436,7 @@ def _find_candidates(rgb: np.ndarray, skin: np.ndarray, px_per_mm: float) -> _Ca
     ppm = px_per_mm * scale
     lab_raw = _lab(work)
     lab = _fill_outside(lab_raw, skin_w, 3.0 * ppm)
+    lab[..., 1] = _fill_heads(lab[..., 1], ppm)
 
     sigmas = [s * ppm for s in _SIGMAS_MM]
     blurred = [_blur(lab, s) for s in sigmas]  # each (H, W, 3)
@@ -717,7 +732,10 @@ def _rule_score(cands: _Candidates) -> np.ndarray:
         * step(elong, 0.3, _RULE_MIN_ROUNDNESS)
         # Blood darkens skin a little as it reddens it (a flat red patch or a lip does not;
         # a brown mole darkens it far more than it reddens it); or the centre is pale (pus).
-        * np.maximum(step(darkening, 0.2, 0.45), step(centre_pale, 1.0, 3.0))
+        # Very small spots barely darken at their blob scale; a very strong red contrast
+        # stands in for the darkening there.
+        * np.maximum.reduce([step(darkening, 0.2, 0.45), step(centre_pale, 1.0, 3.0),
+                             step(z, 18.0, 22.0)])
         * step(-darkening, -3.0, -2.0)
         # Lesion-sized: papules and pustules are under 5 mm across.
         * step(-sigma_mm, -1.7, -1.4)
@@ -727,9 +745,34 @@ def _rule_score(cands: _Candidates) -> np.ndarray:
     )
 
 
+def _pustule_score(cands: _Candidates) -> np.ndarray:
+    """0..1 for a pale head in a red rim: a pustule seen as a whole.
+
+    The head is much lighter than the ring around it, the ring is redder than the skin all
+    the way round, the spot as a whole stands out in redness, and it is lesion-sized and
+    roughly round. Measured on painted pustules against every other candidate of the same
+    faces: pale heads score a lightness excess of 8.6 (median; others under 3.4 in 99 %),
+    rims an a* excess of 2.8 (minimum round the ring).
+    """
+    pale = _feature(cands, "centre_l_excess")
+    rim = _feature(cands, "ring0_a_min")
+    z = _feature(cands, "cs_a_z")
+    elong = _feature(cands, "elongation")
+    sigma_mm = _feature(cands, "sigma_mm")
+
+    def step(v: np.ndarray, lo: float, hi: float) -> np.ndarray:
+        return np.clip((v - lo) / (hi - lo), 0.0, 1.0)
+
+    return (step(pale, _PUSTULE_RULE_PALE - 1.5, _PUSTULE_RULE_PALE)
+            * step(rim, 1.0, 2.0)
+            * step(z, 3.5, 5.0)
+            * step(elong, 0.2, 0.4)
+            * step(-sigma_mm, -2.2, -1.9))
+
+
 def _score(cands: _Candidates) -> tuple[np.ndarray, float]:
     model = _load_model()
-    rule = _rule_score(cands)
+    rule = np.maximum(_rule_score(cands), _pustule_score(cands))
     if model is None:
         return rule, _DEFAULT_MIN_CONFIDENCE
     learned = model.predict(cands.features)

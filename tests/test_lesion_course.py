@@ -1,0 +1,35 @@
+"""Lesion detection on whole-face synthetic courses, through files and the whole pipeline.
+
+Painted papules and pustules (radius 3.5-8 px on a ~400 px wide face, about a quarter
+pustules), diffuse erythema and brown moles, under the pose and light changes of the
+alignment issue. A detection matches a painted lesion within 1.5 radii + 3 px.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from monitor.evaluation import LesionScore, course_accuracy
+from monitor.pipeline import analyse_series
+
+SEEDS = (81, 82, 83, 84)
+
+
+def test_lesions_found_on_courses(course_folder):
+    total = LesionScore(0, 0, 0)
+    count_errors = []
+    for seed in SEEDS:
+        course, folder = course_folder(seed)
+        analysis = analyse_series([folder], treatment_date=course.treatment_date, strict=True)
+        figures = course_accuracy(course, analysis)
+        assert figures["accepted"] == len(course.photos)
+        total = total + figures["lesions"]
+        count_errors.append(figures["count_error_mean"])
+        for entry in analysis["photos"]:
+            assert entry["lesion_count"] == len(entry["lesions"])
+            assert all(les["kind"] in {"papule", "pustule"} for les in entry["lesions"])
+        # Moles are there on day 0 and every day after: never counted as lesions.
+        day0 = next(p for p in analysis["photos"] if p["day"] == 0)
+        assert day0["lesion_count"] <= 1
+    assert total.f1 >= 0.90, total
+    assert np.mean(count_errors) <= 1.0, count_errors
