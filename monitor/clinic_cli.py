@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
-import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -102,8 +101,10 @@ def run_clinic_command(args: argparse.Namespace) -> int:
             return 0
         repo = Path(__file__).resolve().parent.parent
         env = dict(os.environ, MONITOR_DATA=str(Path(args.data).resolve()))
-        return subprocess.call([sys.executable, "-m", "streamlit", "run", str(repo / "app.py"),
-                                f"--server.port={args.port}"], cwd=repo, env=env)
+        # Become the server (no child left running when this process is stopped).
+        os.chdir(repo)
+        os.execve(sys.executable, [sys.executable, "-m", "streamlit", "run",
+                                   str(repo / "app.py"), f"--server.port={args.port}"], env)
     return 2
 
 

@@ -56,6 +56,11 @@ def test_clinician_triages_reviews_corrects_and_exports(page: Page, base_url: st
     expect(open_buttons.first).to_contain_text("Sam", timeout=TIMEOUT)
     open_buttons.first.click()
     expect(page.get_by_role("heading", name="Review: Sam")).to_be_visible(timeout=TIMEOUT)
+    # The aligned photos really arrive in the browser (not just <img> tags).
+    photo = page.locator('[data-testid="stImage"] img').first
+    expect(photo).to_be_visible(timeout=TIMEOUT)
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0",
+                           arg=photo.element_handle(), timeout=TIMEOUT)
     metric = page.locator('[data-testid="stMetricValue"]').first
     expect(metric).to_be_visible(timeout=TIMEOUT)
     before = int(metric.inner_text())
