@@ -27,8 +27,8 @@ from monitor.align import Alignment, AlignmentTarget, align, prepare_reference
 from monitor.colour import IDENTITY, ColourCorrection, estimate_correction, linear_to_srgb
 from monitor.course import Symptoms, assess_course
 from monitor.errors import AlignmentFailed, MonitorError, NoSkinFound, PoorPhotoQuality
-from monitor.face import REGIONS, Face, find_face, shrink
-from monitor.lesions import Lesion, detect_lesions
+from monitor.face import REGIONS, Face, apply_homography, find_face, shrink
+from monitor.lesions import Lesion, detect_lesions, skin_mask_by_colour
 from monitor.photo import Photo, load_photo
 from monitor.quality import Quality, assess, check_pose
 from monitor.redness import Redness, RednessBaseline, measure_redness
@@ -76,8 +76,6 @@ class FaceCrop:
 
     def to_photo(self, points: np.ndarray) -> np.ndarray:
         """Map (N, 2) working-copy points back to the photo's pixels."""
-        from monitor.face import apply_homography
-
         return apply_homography(np.linalg.inv(self.to_crop), points)
 
     @property
@@ -358,8 +356,6 @@ def _measure_aligned(result: PhotoResult, reference: Reference) -> PhotoResult:
                                  photo_face=crop.face, to_reference=crop_to_ref)
     exclude = None
     if reference.features:
-        from monitor.face import apply_homography
-
         centres = apply_homography(np.linalg.inv(crop_to_ref),
                                    np.array([(f.x, f.y) for f in reference.features]))
         margin = _FEATURE_MARGIN_MM * crop.face.px_per_mm
@@ -502,8 +498,6 @@ def analyse_closeup(source: str | os.PathLike | bytes, *, name: str | None = Non
     :func:`monitor.lesions.closeup_px_per_mm`. The redness figures are the photo's own (there is
     no reference photo): ``index`` is null, ``mean_a_star`` and ``erythema_index`` are given.
     """
-    from monitor.lesions import skin_mask_by_colour
-
     file = name or (Path(source).name if not isinstance(source, bytes) else "photo")
     entry: dict = {"file": file, "status": "rejected", "reason": None, "lesion_count": None,
                    "lesions": None, "redness": None}

@@ -28,6 +28,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from monitor.face import _LEFT_IRIS, _RIGHT_IRIS, Face, _topology, find_face
+
 __all__ = [
     "PaintedLesion",
     "SyntheticPhoto",
@@ -139,8 +141,6 @@ def base_face() -> tuple[np.ndarray, np.ndarray, float]:
     if _BASE is None:
         import skimage.data
 
-        from monitor.face import find_face
-
         portrait = skimage.data.astronaut()
         r0, r1, c0, c1 = _CROP
         image = cv2.resize(portrait[r0:r1, c0:c1], (_BASE_SIZE, _BASE_SIZE),
@@ -199,8 +199,6 @@ def _skin_points(landmarks: np.ndarray, rng: np.random.Generator, n: int, iod: f
 
 def _erythema_field(landmarks: np.ndarray, iod: float, shape: tuple[int, int]) -> np.ndarray:
     """Where post-procedure redness sits: cheeks, nose, chin and forehead, smooth, 0..1."""
-    from monitor.face import _LEFT_IRIS, _RIGHT_IRIS  # noqa: PLC0415 - private but same package
-
     height, width = shape
     eyes = (landmarks[_RIGHT_IRIS] + landmarks[_LEFT_IRIS]) / 2
     u = (landmarks[_LEFT_IRIS] - landmarks[_RIGHT_IRIS]) / iod
@@ -214,8 +212,6 @@ def _erythema_field(landmarks: np.ndarray, iod: float, shape: tuple[int, int]) -
         field_ = np.maximum(field_, np.exp(-((xs - c[0]) ** 2 + (ys - c[1]) ** 2)
                                            / (2 * (s * iod) ** 2)))
     # Blood is in the skin only: keep the redness inside the face oval (feathered edge).
-    from monitor.face import _topology  # noqa: PLC0415
-
     oval = np.zeros(shape, np.float32)
     cv2.fillPoly(oval, [np.round(landmarks[list(_topology()["oval"])]).astype(np.int32)], 1.0)
     oval = cv2.GaussianBlur(oval, (0, 0), 0.04 * iod)
@@ -335,8 +331,6 @@ def make_course(seed: int, *, days: Sequence[int] = tuple(range(8)),
     rng = np.random.default_rng(seed)
     base, landmarks, iod = base_face()
     size = base.shape[0]
-    from monitor.face import Face
-
     face = Face(landmarks=landmarks, depth=np.zeros(478), image_shape=base.shape[:2])
     regions = face.region_masks()
     min_gap = 2.5 * radius_px[1] + 4
