@@ -178,8 +178,8 @@ def _linear_to_srgb(x: np.ndarray) -> np.ndarray:
     return np.where(x <= 0.0031308, x * 12.92, 1.055 * np.power(x, 1 / 2.4) - 0.055)
 
 
-def _skin_points(landmarks: np.ndarray, rng: np.random.Generator, n: int, iod: float,
-                 min_gap: float, regions: dict[str, np.ndarray]) -> list[tuple[float, float]]:
+def _skin_points(rng: np.random.Generator, n: int, min_gap: float,
+                 regions: dict[str, np.ndarray]) -> list[tuple[float, float]]:
     """Draw ``n`` points on the region masks, at least ``min_gap`` apart and off the edges."""
     allowed = np.zeros_like(next(iter(regions.values())))
     for mask in regions.values():
@@ -334,7 +334,7 @@ def make_course(seed: int, *, days: Sequence[int] = tuple(range(8)),
     face = Face(landmarks=landmarks, depth=np.zeros(478), image_shape=base.shape[:2])
     regions = face.region_masks()
     min_gap = 2.5 * radius_px[1] + 4
-    lesion_points = _skin_points(landmarks, rng, n_lesions + n_moles, iod, min_gap, regions)
+    lesion_points = _skin_points(rng, n_lesions + n_moles, min_gap, regions)
     lesions = []
     for i, (x, y) in enumerate(lesion_points[:n_lesions]):
         first = int(rng.integers(1, lesion_peak_day + 1))
