@@ -111,6 +111,9 @@ def _analyze(args: argparse.Namespace) -> int:
         captured_at=dict(args.captured_at),
         progress=None if args.quiet else _progress,
     )
+    if args.reference and analysis["reference"] != Path(args.reference).name:
+        print(f"note: {args.reference} was not among the usable photos; the reference is "
+              f"{analysis['reference'] or 'none'} instead.", file=sys.stderr)
     out = Path(args.json)
     _write_json(analysis, out)
     print(_summary(analysis))

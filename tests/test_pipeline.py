@@ -146,3 +146,14 @@ def test_reference_can_be_chosen(course_folder):
     entry = next(p for p in analysis["photos"] if p["file"] == "day3.jpg")
     assert np.allclose(entry["to_reference"], np.eye(3))
     assert all(p["day"] is None for p in analysis["photos"])  # no treatment date given
+
+
+def test_unusable_reference_falls_back_with_a_note(tmp_path, course_folder):
+    _, folder = course_folder(ACCURACY_SEEDS[0])
+    out = tmp_path / "a.json"
+    run = subprocess.run([sys.executable, "-m", "monitor", "analyze", str(folder), "--reference",
+                          "missing.jpg", "--json", str(out), "--quiet"],
+                         capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "missing.jpg was not among the usable photos" in run.stderr
+    assert json.loads(out.read_text())["reference"] == "day0.jpg"
