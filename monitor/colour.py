@@ -33,6 +33,8 @@ __all__ = [
     "to_lab",
     "neutral_mask",
     "eye_white_mask",
+    "ColourReference",
+    "prepare_colour_reference",
     "estimate_correction",
 ]
 
@@ -161,8 +163,30 @@ def _gains(photo_lin: np.ndarray, reference_lin: np.ndarray, mask: np.ndarray, *
     return np.exp(np.median(log_ratio, axis=0)), count
 
 
-def estimate_correction(photo_rgb: np.ndarray, reference_rgb: np.ndarray, *,
-                        reference_face: Face, photo_face: Face,
+@dataclass(frozen=True, eq=False)
+class ColourReference:
+    """The reference photo's neutral places, prepared once for every photo of a course.
+
+    Everything is at half the working copy's resolution: every second pixel is plenty for a
+    median over thousands of pixels.
+    """
+
+    linear: np.ndarray  # (h, w, 3) float32 linear RGB
+    surroundings: np.ndarray  # (h, w) bool: hair, background, clothing around the face
+    eyes: np.ndarray  # (h, w) bool: whites of the eyes and teeth
+
+
+def prepare_colour_reference(reference_rgb: np.ndarray, reference_face: Face) -> ColourReference:
+    """Prepare the reference photo's working copy (and its face) for :func:`estimate_correction`."""
+    shape = reference_rgb.shape[:2]
+    return ColourReference(
+        linear=srgb_to_linear(reference_rgb[::2, ::2]),
+        surroundings=neutral_mask(reference_face, shape)[::2, ::2],
+        eyes=eye_white_mask(reference_face, shape, reference_rgb)[::2, ::2],
+    )
+
+
+def estimate_correction(photo_rgb: np.ndarray, reference: ColourReference, *,
                         to_reference: np.ndarray) -> ColourCorrection:
     """Gains that bring ``photo_rgb`` to the reference photo's light.
 
@@ -170,35 +194,28 @@ def estimate_correction(photo_rgb: np.ndarray, reference_rgb: np.ndarray, *,
     ----------
     photo_rgb : ndarray of shape (H, W, 3), uint8
         The photo's working copy.
-    reference_rgb : ndarray of shape (h, w, 3), uint8
-        The reference photo's working copy.
-    reference_face, photo_face : Face
-        The faces, each in its own working copy's pixels.
+    reference : ColourReference
+        The reference photo's working copy, from :func:`prepare_colour_reference`.
     to_reference : ndarray of shape (3, 3)
-        Maps ``photo_rgb``'s pixels to ``reference_rgb``'s pixels.
+        Maps ``photo_rgb``'s pixels to the reference working copy's (full-resolution) pixels.
 
     Returns
     -------
     ColourCorrection
     """
-    # Every second pixel of the reference is plenty for a median over thousands of pixels.
-    shape = reference_rgb.shape[:2]
-    reference_half = reference_rgb[::2, ::2]
-    half_shape = reference_half.shape[:2]
+    half_shape = reference.linear.shape[:2]
     to_half = np.diag([0.5, 0.5, 1.0]) @ to_reference
     aligned = cv2.warpPerspective(photo_rgb, to_half, (half_shape[1], half_shape[0]),
                                   flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
     inside = cv2.warpPerspective(np.ones(photo_rgb.shape[:2], np.uint8), to_half,
                                  (half_shape[1], half_shape[0]), flags=cv2.INTER_NEAREST)
     inside = cv2.erode(inside, np.ones((3, 3), np.uint8)).astype(bool)
-    aligned_lin, reference_lin = srgb_to_linear(aligned), srgb_to_linear(reference_half)
+    aligned_lin = srgb_to_linear(aligned)
 
-    surroundings = neutral_mask(reference_face, shape)[::2, ::2] & inside
-    found = _gains(aligned_lin, reference_lin, surroundings)
+    found = _gains(aligned_lin, reference.linear, reference.surroundings & inside)
     if found is not None:
         return ColourCorrection(tuple(float(g) for g in found[0]), "surroundings", found[1])
-    eyes = eye_white_mask(reference_face, shape, reference_rgb)[::2, ::2] & inside
-    found = _gains(aligned_lin, reference_lin, eyes, min_pixels=20)
+    found = _gains(aligned_lin, reference.linear, reference.eyes & inside, min_pixels=20)
     if found is not None:
         return ColourCorrection(tuple(float(g) for g in found[0]), "eyes", found[1])
     return IDENTITY

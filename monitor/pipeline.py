@@ -24,7 +24,14 @@ import cv2
 import numpy as np
 
 from monitor.align import Alignment, AlignmentTarget, align, prepare_reference
-from monitor.colour import IDENTITY, ColourCorrection, estimate_correction, linear_to_srgb
+from monitor.colour import (
+    IDENTITY,
+    ColourCorrection,
+    ColourReference,
+    estimate_correction,
+    linear_to_srgb,
+    prepare_colour_reference,
+)
 from monitor.course import Symptoms, assess_course
 from monitor.errors import AlignmentFailed, MonitorError, NoSkinFound, PoorPhotoQuality
 from monitor.face import REGIONS, Face, apply_homography, find_face, shrink
@@ -281,6 +288,7 @@ class Reference:
     target: AlignmentTarget
     baseline: RednessBaseline
     features: tuple[Lesion, ...]  # spots already there, excluded from later photos' lesions
+    colour: ColourReference
 
 
 def make_reference(result: PhotoResult, *, is_baseline: bool = True) -> Reference:
@@ -309,7 +317,8 @@ def make_reference(result: PhotoResult, *, is_baseline: bool = True) -> Referenc
             _srgb8(IDENTITY.apply(crop.pixels)), skin_mask=crop.face.skin_mask(),
             px_per_mm=crop.face.px_per_mm, min_confidence=_FEATURE_CONFIDENCE)
     return Reference(result=result, target=prepare_reference(crop.pixels, crop.face),
-                     baseline=measurement.redness.baseline(), features=features)
+                     baseline=measurement.redness.baseline(), features=features,
+                     colour=prepare_colour_reference(crop.pixels, crop.face))
 
 
 # Spots on the baseline photo at least this confident count as pre-existing features: lower
@@ -348,12 +357,11 @@ def _measure(crop: FaceCrop, colour: ColourCorrection, *, baseline: RednessBasel
 
 def _measure_aligned(result: PhotoResult, reference: Reference) -> PhotoResult:
     """Measure an aligned photo against the reference: light, redness, new lesions."""
-    crop, ref_crop = result.crop, reference.result.crop
-    assert crop is not None and ref_crop is not None and result.to_reference is not None
-    # Working copy -> reference working copy.
-    crop_to_ref = ref_crop.to_crop @ result.to_reference @ np.linalg.inv(crop.to_crop)
-    colour = estimate_correction(crop.pixels, ref_crop.pixels, reference_face=ref_crop.face,
-                                 photo_face=crop.face, to_reference=crop_to_ref)
+    crop = result.crop
+    assert crop is not None and result.alignment is not None
+    # The alignment itself maps this working copy to the reference working copy.
+    crop_to_ref = result.alignment.to_reference
+    colour = estimate_correction(crop.pixels, reference.colour, to_reference=crop_to_ref)
     exclude = None
     if reference.features:
         centres = apply_homography(np.linalg.inv(crop_to_ref),

@@ -40,7 +40,6 @@ from monitor.synthetic import make_course
 from monitor.pipeline import analyse_series, analyse_photo, make_reference
 from monitor.evaluation import course_accuracy, match_lesions
 from monitor.redness import redness_map
-from monitor.colour import estimate_correction
 from monitor.face import apply_homography
 SEED = 20260302  # the seed sample_images/ was made with (python -m monitor.synthetic)
 course = make_course(SEED)
