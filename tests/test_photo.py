@@ -330,6 +330,26 @@ def test_lossy_orientation_is_applied(fmt, orientation):
     assert photo.orientation == orientation
 
 
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_plain_jpeg_decodes_as_pillow_does(orientation):
+    # Plain JPEGs skip Pillow's decoder; the pixels must be the ones Pillow gives, turned.
+    content = encode(SOURCE, "JPEG", quality=90, exif=exif_bytes(orientation=orientation))
+    photo = load_photo(content)
+    with Image.open(io.BytesIO(content)) as image:
+        pillow = np.asarray(image.convert("RGB"))
+    expected = np.ascontiguousarray(UPRIGHT[orientation](pillow))
+    assert photo.pixels.shape == expected.shape
+    assert photo.pixels.flags.c_contiguous and not photo.pixels.flags.writeable
+    diff = np.abs(photo.pixels.astype(int) - expected)
+    assert diff.max() <= 2 and diff.mean() < 0.1
+
+
+def test_jpeg_cut_short_with_trailing_bytes_is_still_refused():
+    content = encode(SOURCE, "JPEG", quality=90)
+    with pytest.raises(UnreadablePhoto):
+        load_photo(content[: len(content) // 2] + b"\0" * 64)
+
+
 def test_unknown_orientation_value_is_ignored():
     photo = load_photo(encode(SOURCE, "PNG", exif=exif_bytes(orientation=9)))
     np.testing.assert_array_equal(photo.pixels, SOURCE)
