@@ -3,7 +3,7 @@
 Two steps. A homography fitted to the dense face-mesh landmarks gives the first estimate; it is
 then refined on image content with OpenCV's ECC (enhanced correlation coefficient, Evangelidis &
 Psarakis 2008) over the whole face oval, on a band-passed grey image at a fixed working scale
-(pupils ~120 px apart) in two pyramid levels. Band-passing removes slow shading and diffuse
+(pupils ~100 px apart) in two pyramid levels. Band-passing removes slow shading and diffuse
 redness, so a change in the skin's colour does not pull the mapping; ECC itself is invariant to
 global gain and offset, so exposure does not either. The refined mapping is kept only when it
 stays close to the landmark estimate over the face, otherwise the landmark estimate is used.
@@ -22,7 +22,7 @@ from monitor.face import Face, apply_homography
 __all__ = ["Alignment", "AlignmentTarget", "prepare_reference", "align", "WORK_IOD_PX"]
 
 #: Inter-ocular distance of the working images on which ECC runs, in pixels.
-WORK_IOD_PX = 120.0
+WORK_IOD_PX = 100.0
 _MARGIN = 0.25  # working crop margin around the face box, as a fraction of the box size
 _BANDPASS_SIGMA_IOD = 0.12
 _MAX_REFINEMENT_IOD = 0.08  # refinement may move face points at most this far from landmarks
@@ -134,7 +134,7 @@ def _ecc(template: np.ndarray, image: np.ndarray, mask: np.ndarray,
     _, w = cv2.findTransformECC(coarse_template, coarse_image, w, cv2.MOTION_HOMOGRAPHY,
                                 criteria, coarse_mask, 3)
     w = (np.linalg.inv(half) @ w.astype(np.float64) @ half).astype(np.float32)
-    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 1e-5)
+    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 15, 1e-4)
     rho, w = cv2.findTransformECC(template, image, w, cv2.MOTION_HOMOGRAPHY, criteria, mask, 3)
     return float(rho), w.astype(np.float64)
 
