@@ -29,7 +29,6 @@ from monitor.colour import (
     ColourCorrection,
     ColourReference,
     estimate_correction,
-    linear_to_srgb,
     prepare_colour_reference,
 )
 from monitor.course import Symptoms, assess_course
@@ -314,7 +313,7 @@ def make_reference(result: PhotoResult, *, is_baseline: bool = True) -> Referenc
     features: tuple[Lesion, ...] = ()
     if is_baseline:
         features = detect_lesions(
-            _srgb8(IDENTITY.apply(crop.pixels)), skin_mask=crop.face.skin_mask(),
+            IDENTITY.apply_srgb8(crop.pixels), skin_mask=crop.face.skin_mask(),
             px_per_mm=crop.face.px_per_mm, min_confidence=_FEATURE_CONFIDENCE)
     return Reference(result=result, target=prepare_reference(crop.pixels, crop.face),
                      baseline=measurement.redness.baseline(), features=features,
@@ -325,10 +324,6 @@ def make_reference(result: PhotoResult, *, is_baseline: bool = True) -> Referenc
 # than the lesion threshold, so a faint mole or freckle is remembered too.
 _FEATURE_CONFIDENCE = 0.25
 _FEATURE_MARGIN_MM = 1.0
-
-
-def _srgb8(linear: np.ndarray) -> np.ndarray:
-    return np.round(linear_to_srgb(linear) * 255.0).astype(np.uint8)
 
 
 def _disc_mask(shape: tuple[int, int], centres: np.ndarray, radii: np.ndarray) -> np.ndarray:
@@ -345,8 +340,8 @@ def _measure(crop: FaceCrop, colour: ColourCorrection, *, baseline: RednessBasel
     face = crop.face
     skin = face.skin_mask()
     regions = face.region_masks()
-    lesions = detect_lesions(_srgb8(linear), skin_mask=skin, px_per_mm=face.px_per_mm,
-                             exclude_mask=exclude)
+    lesions = detect_lesions(colour.apply_srgb8(crop.pixels), skin_mask=skin,
+                             px_per_mm=face.px_per_mm, exclude_mask=exclude)
     spots = None
     if lesions:
         spots = _disc_mask(skin.shape, np.array([(les.x, les.y) for les in lesions]),

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from monitor.colour import linear_to_srgb, srgb_to_linear
+from monitor.colour import ColourCorrection, linear_to_srgb, srgb_to_linear
 from monitor.evaluation import course_accuracy
 from monitor.pipeline import analyse_photo, analyse_series, make_reference
 from monitor.synthetic import PoseRange, make_course
@@ -105,3 +105,14 @@ def test_redness_index_follows_painted_erythema(seed, tmp_path):
     for entry in analysis["photos"]:
         assert entry["redness"]["units"].startswith("CIELAB a*")
         assert entry["colour"]["reference"] in {"surroundings", "eyes", "none"}
+
+
+@given(gains=st.tuples(*[st.floats(0.5, 2.0)] * 3), seed=st.integers(0, 2**31 - 1))
+@settings(max_examples=25, deadline=None)
+def test_colour_correction_tables_equal_the_formulas(gains, seed):
+    rgb = np.random.default_rng(seed).integers(0, 256, (31, 17, 3), dtype=np.uint8)
+    correction = ColourCorrection(gains, "surroundings", 1000)
+    linear = srgb_to_linear(rgb) * np.asarray(gains, np.float32)
+    np.testing.assert_array_equal(correction.apply(rgb), linear)
+    expected = np.round(linear_to_srgb(linear) * 255).astype(np.uint8)
+    np.testing.assert_array_equal(correction.apply_srgb8(rgb), expected)
