@@ -397,14 +397,13 @@ def _decode_plain_jpeg(
         return None
     if not data.rstrip(b"\0").endswith(_JPEG_END):
         return None
-    flags = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
+    flags = cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION
     try:
-        bgr = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+        rgb = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     except cv2.error:
         return None
-    if bgr is None or bgr.shape[:2] != (image.height, image.width):
+    if rgb is None or rgb.shape != (image.height, image.width, 3):
         return None
-    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB, dst=bgr)
     if to_apply in _CV2_ORIENT:
         rgb = _CV2_ORIENT[to_apply](rgb)
     return rgb
