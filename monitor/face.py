@@ -10,6 +10,7 @@ neither gives the dense mesh that regions and alignment need.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sys
 import threading
@@ -421,19 +422,21 @@ def find_face(rgb: np.ndarray) -> Face:
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"the input array must have shape (H, W, 3), got {rgb.shape}")
     height, width = rgb.shape[:2]
-    scale = min(1.0, _DETECTOR_MAX_SIDE / max(height, width))
-    if scale == 1.0:
+    # A whole-number reduction: shrink's first (bilinear) step is then an exact halving for
+    # the usual 12 MP sizes, about twice as fast as an arbitrary factor.
+    step = math.ceil(max(height, width) / _DETECTOR_MAX_SIDE)
+    if step == 1:
         small = rgb
     else:
         # Exact scale factors are kept for mapping the points back.
-        small = shrink(rgb, (round(width * scale), round(height * scale)))
+        small = shrink(rgb, (max(1, round(width / step)), max(1, round(height / step))))
     faces = _run_mesh(small)
     if not faces:
         raise NoFaceFound(
             "We could not find a face in this photo. Take the photo facing the camera, with your "
             "whole face in the frame and in good light."
         )
-    if scale != 1.0:
+    if step != 1:
         sx, sy = small.shape[1] / width, small.shape[0] / height
         for points in faces:
             points[:, 0] = (points[:, 0] + 0.5) / sx - 0.5
