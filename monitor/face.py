@@ -422,21 +422,26 @@ def find_face(rgb: np.ndarray) -> Face:
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"the input array must have shape (H, W, 3), got {rgb.shape}")
     height, width = rgb.shape[:2]
-    # A whole-number reduction: shrink's first (bilinear) step is then an exact halving for
-    # the usual 12 MP sizes, about twice as fast as an arbitrary factor.
-    step = math.ceil(max(height, width) / _DETECTOR_MAX_SIDE)
-    if step == 1:
+    side = max(height, width)
+    scale = min(1.0, _DETECTOR_MAX_SIDE / side)
+    # A whole-number reduction when it keeps at least three quarters of the detector's size:
+    # shrink's first (bilinear) step is then an exact halving for the usual 12 MP sizes, about
+    # twice as fast as an arbitrary factor.
+    step = math.ceil(side / _DETECTOR_MAX_SIDE)
+    if step > 1 and side / step >= 0.75 * _DETECTOR_MAX_SIDE:
+        scale = 1.0 / step
+    if scale == 1.0:
         small = rgb
     else:
         # Exact scale factors are kept for mapping the points back.
-        small = shrink(rgb, (max(1, round(width / step)), max(1, round(height / step))))
+        small = shrink(rgb, (max(1, round(width * scale)), max(1, round(height * scale))))
     faces = _run_mesh(small)
     if not faces:
         raise NoFaceFound(
             "We could not find a face in this photo. Take the photo facing the camera, with your "
             "whole face in the frame and in good light."
         )
-    if step != 1:
+    if scale != 1.0:
         sx, sy = small.shape[1] / width, small.shape[0] / height
         for points in faces:
             points[:, 0] = (points[:, 0] + 0.5) / sx - 0.5
