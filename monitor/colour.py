@@ -252,13 +252,13 @@ def estimate_correction(photo_rgb: np.ndarray, reference: ColourReference, *,
     a third (green 0.16 % to 0.10 % RMS), which matters: 0.5 % of green moves skin by ~0.4 a*.
     """
     height, width = reference.shape
-    aligned = cv2.warpPerspective(photo_rgb, to_reference, (width, height),
-                                  flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-    inside = cv2.warpPerspective(np.ones(photo_rgb.shape[:2], np.uint8), to_reference,
-                                 (width, height), flags=cv2.INTER_NEAREST)
-    inside = cv2.erode(_half_mask(inside).astype(np.uint8), np.ones((3, 3), np.uint8))
-    inside = inside.astype(bool)
-    aligned_lin = _half(srgb_to_linear(aligned))
+    # An opaque alpha channel travels with the pixels: where it arrives whole is inside.
+    rgba = cv2.cvtColor(photo_rgb, cv2.COLOR_RGB2RGBA)
+    aligned = cv2.warpPerspective(rgba, to_reference, (width, height), flags=cv2.INTER_LINEAR,
+                                  borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    inside = cv2.erode(_half_mask(aligned[..., 3] == 255).astype(np.uint8),
+                       np.ones((3, 3), np.uint8)).astype(bool)
+    aligned_lin = _half(srgb_to_linear(cv2.cvtColor(aligned, cv2.COLOR_RGBA2RGB)))
 
     found = _gains(aligned_lin, reference.linear, reference.surroundings & inside)
     if found is not None:
