@@ -25,9 +25,17 @@ How it works
    set thinks); the confidence is the larger of the two. The rule is gated by that z-score so
    that on troubled real skin, where red marks abound, the learned score decides (the rule
    costs about 0.01 of cross-validated count Spearman on the training photos).
-4. **Clean-up.** Candidates below ``min_confidence`` are dropped; the rest are kept best-first,
-   dropping any whose centre lies inside a lesion already kept, then those outside the skin
-   mask or inside ``exclude_mask``.
+4. **Clean-up.** Candidates are kept best-first, dropping any whose centre lies inside a
+   lesion already kept, then those outside the skin mask or inside ``exclude_mask``. On a
+   face (``px_per_mm`` given) or with an explicit ``min_confidence``, those below the
+   threshold are dropped. On a close-up with the default threshold, a second small tree model
+   (``monitor/models/lesion_count_gbt.npz``) estimates how many lesions the photo holds from
+   the distribution of its candidates' confidences (how many stand above 0.3, 0.5...,
+   the 10th, 30th, 60th best...) and the photo's skin colour, and that many of the best
+   candidates are reported. A single threshold cannot serve both a photo of mild acne, where
+   a few marks stand out, and one of severe acne, where every score is diluted by dozens of
+   neighbours; the count model was trained on the ACNE04 training close-ups only, so it is
+   not used on whole-face photos, where the threshold (and the rule scores) keep working.
 5. **Kind.** At the photo's own resolution, a pustule's centre is paler (higher ``L*``) and less
    red than its rim; a papule is reddest in its centre.
 """
@@ -48,6 +56,7 @@ __all__ = ["Lesion", "closeup_px_per_mm", "detect_lesions", "skin_mask_by_colour
 _KINDS = ("papule", "pustule")
 
 _MODEL_PATH = Path(__file__).resolve().parent / "models" / "lesion_gbt.npz"
+_COUNT_MODEL_PATH = Path(__file__).resolve().parent / "models" / "lesion_count_gbt.npz"
 
 # The ACNE04 close-ups show a cheek or half a face; the short side of such a frame spans
 # about 200 mm (eye widths of ~30 mm measure ~90-110 px in the 640 px photos).
@@ -678,6 +687,10 @@ class _TreeModel:
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         """Probability of being a lesion for each row of ``features`` (N, F)."""
+        return 1.0 / (1.0 + np.exp(-self.raw(features)))
+
+    def raw(self, features: np.ndarray) -> np.ndarray:
+        """Sum of the trees' values and the baseline for each row of ``features`` (N, F)."""
         n_trees, n_nodes = self.feature.shape
         n = features.shape[0]
         # Flat views: one gather per step over all trees and rows at once.
@@ -693,17 +706,25 @@ class _TreeModel:
             go_left = flat_x[feature[node] + row_offset] <= threshold[node]
             nxt = np.where(go_left, left[node], right[node])
             node = np.where(is_leaf[node], node, nxt)
-        raw = self.baseline + self.value.ravel()[node].sum(axis=0)
-        return 1.0 / (1.0 + np.exp(-raw))
+        return self.baseline + self.value.ravel()[node].sum(axis=0)
 
 
 @functools.lru_cache(maxsize=1)
 def _load_model(path: Path = _MODEL_PATH) -> _TreeModel | None:
+    return _load_trees(path, _FEATURE_NAMES)
+
+
+@functools.lru_cache(maxsize=1)
+def _load_count_model(path: Path = _COUNT_MODEL_PATH) -> _TreeModel | None:
+    return _load_trees(path, _PHOTO_FEATURE_NAMES)
+
+
+def _load_trees(path: Path, expected_names: tuple[str, ...]) -> _TreeModel | None:
     if not path.exists():
         return None
     with np.load(path, allow_pickle=False) as data:
         names = tuple(str(s) for s in data["feature_names"])
-        if names != _FEATURE_NAMES:
+        if names != expected_names:
             raise RuntimeError(
                 f"{path.name} was trained on other candidate features; "
                 "retrain it with benchmarks/train_lesion_model.py"
@@ -821,6 +842,64 @@ def _suppress(
     return kept[:n]
 
 
+# Photo-level description used by the count model: the distribution of the confidences of the
+# candidates left after duplicate suppression, and the photo's skin.
+_COUNT_THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+_COUNT_RANKS = (1, 2, 3, 5, 8, 13, 20, 30, 45, 60, 80, 100)
+_PHOTO_FEATURE_NAMES: tuple[str, ...] = (
+    "n_candidates",
+    "n_kept",
+    "sum_confidence",
+    "sum_confidence_sq",
+    *(f"n_above_{t:.1f}" for t in _COUNT_THRESHOLDS),
+    *(f"confidence_rank_{k}" for k in _COUNT_RANKS),
+    "skin_cs_a_mad",
+    "skin_a_median",
+    "skin_l_median",
+    "skin_b_median",
+    "sigma_mm_weighted",
+    "sigma_mm_top20",
+    "n_kept_z4",
+    "n_kept_z8",
+    "texture_a_coarse_median",
+)
+
+
+def _photo_features(cands: _Candidates, score: np.ndarray, kept: np.ndarray) -> np.ndarray:
+    """The photo-level row (1, P) the count model reads; ``kept`` is best-first."""
+    conf = score[kept]
+    padded = np.concatenate([conf, np.zeros(max(_COUNT_RANKS))])
+    row = [float(cands.y.size), float(kept.size), float(conf.sum()), float((conf**2).sum())]
+    row += [float((conf >= t).sum()) for t in _COUNT_THRESHOLDS]
+    row += [float(padded[k - 1]) for k in _COUNT_RANKS]
+    if cands.y.size:
+        first = cands.features[0]
+        row += [
+            float(first[_FEATURE_NAMES.index(n)])
+            for n in ("skin_cs_a_mad", "skin_a_median", "skin_l_median", "skin_b_median")
+        ]
+        sigma = _feature(cands, "sigma_mm")[kept]
+        z = _feature(cands, "cs_a_z")[kept]
+        row += [
+            float(np.sum(conf * sigma) / max(float(conf.sum()), 1e-6)),
+            float(np.median(sigma[:20])) if kept.size else 0.0,
+            float((z > 4).sum()),
+            float((z > 8).sum()),
+            float(np.median(_feature(cands, "texture_a_coarse"))),
+        ]
+    else:
+        row += [0.0] * 9
+    return np.asarray(row, dtype=np.float64)[None, :]
+
+
+def _expected_count(cands: _Candidates, score: np.ndarray, kept: np.ndarray) -> int | None:
+    """How many lesions the count model expects in a close-up; None without a count model."""
+    model = _load_count_model()
+    if model is None:
+        return None
+    return max(int(round(float(model.raw(_photo_features(cands, score, kept))[0]))), 0)
+
+
 def _kind(rgb: np.ndarray, x: float, y: float, radius: float) -> str:
     """Pustule when the centre is clearly lighter and not redder than the rim."""
     h, w = rgb.shape[:2]
@@ -852,16 +931,27 @@ def _select(
     threshold: float,
     skin: np.ndarray,
     exclude: np.ndarray | None,
+    *,
+    by_count: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Suppress duplicates, apply the threshold and masks; x, y, radius (original px), score."""
+    """Suppress duplicates, apply the threshold and masks; x, y, radius (original px), score.
+
+    With ``by_count``, the count model (when there is one) decides how many of the best
+    candidates are kept instead of ``threshold``.
+    """
     empty = np.zeros(0, dtype=np.float64)
     if cands.y.size == 0:
         return empty, empty, empty, empty
     radius = _RADIUS_PER_SIGMA * cands.sigma_px
-    above = np.nonzero(score >= threshold)[0]
-    keep = above[
-        _suppress(cands.y[above], cands.x[above], radius[above], score[above], cands.work_px_per_mm)
-    ]
+    ppm = cands.work_px_per_mm
+    expected = None
+    if by_count:
+        keep = _suppress(cands.y, cands.x, radius, score, ppm)
+        expected = _expected_count(cands, score, keep)
+        keep = keep[:expected]
+    if expected is None:
+        above = np.nonzero(score >= threshold)[0]
+        keep = above[_suppress(cands.y[above], cands.x[above], radius[above], score[above], ppm)]
     if keep.size == 0:
         return empty, empty, empty, empty
     inv = 1.0 / cands.scale
@@ -911,7 +1001,8 @@ def detect_lesions(
         it are dropped.
     min_confidence : float, optional
         Report lesions at least this confident (0..1). ``None`` uses the threshold tuned by
-        cross-validation when the model was trained.
+        cross-validation when the model was trained; on a close-up (``px_per_mm`` not given)
+        it reports as many of the best candidates as the count model expects instead.
 
     Returns
     -------
@@ -922,6 +1013,7 @@ def detect_lesions(
     shape = (int(rgb.shape[0]), int(rgb.shape[1]))
     skin = _check_mask(skin_mask, shape, "skin_mask")
     exclude = _check_mask(exclude_mask, shape, "exclude_mask")
+    closeup = px_per_mm is None
     if px_per_mm is None:
         px_per_mm = closeup_px_per_mm(rgb.shape)
     try:
@@ -946,7 +1038,9 @@ def detect_lesions(
     cands = _find_candidates(rgb[window], skin, float(px_per_mm))
     score, tuned = _score(cands)
     threshold = tuned if min_confidence is None else float(min_confidence)
-    xs, ys, rs, conf = _select(cands, score, threshold, skin, exclude)
+    # The count model knows close-up framings only (see the module's docstring).
+    by_count = closeup and min_confidence is None
+    xs, ys, rs, conf = _select(cands, score, threshold, skin, exclude, by_count=by_count)
     xs, ys = xs + x0, ys + y0
     return tuple(
         Lesion(

@@ -168,6 +168,24 @@ def test_model_ships_and_loads_without_pickle():
     assert 0.0 < model.min_confidence < 1.0
 
 
+def test_count_model_ships_and_decides_close_ups_only():
+    assert lesions._load_count_model() is not None, "lesion_count_gbt.npz is missing"
+    assert lesions._COUNT_MODEL_PATH.stat().st_size < 512 * 1024
+    img, _ = synthetic_scene(5, size=320, n=8)
+    skin = all_skin(img)
+    cands = lesions._find_candidates(img, skin, closeup_px_per_mm(img.shape))
+    score, _ = lesions._score(cands)
+    radius = lesions._RADIUS_PER_SIGMA * cands.sigma_px
+    kept = lesions._suppress(cands.y, cands.x, radius, score, cands.work_px_per_mm)
+    expected = lesions._expected_count(cands, score, kept)
+    found = detect_lesions(img, skin_mask=skin)
+    assert len(found) == min(expected, kept.size)
+    # An explicit threshold, or a known scale (a face), bypasses the count model.
+    assert all(les.confidence >= 0.99 for les in detect_lesions(img, min_confidence=0.99))
+    faced = detect_lesions(img, skin_mask=skin, px_per_mm=closeup_px_per_mm(img.shape))
+    assert all(les.confidence >= lesions._load_model().min_confidence for les in faced)
+
+
 # --------------------------------------------------------------------------------------------
 # Synthetic lesions
 
@@ -320,19 +338,20 @@ def dev_accuracy():
 
 
 def test_dev_count_rank_agreement(dev_accuracy):
-    # Target 0.75 (human-rater level); 0.80 measured.
-    assert dev_accuracy.count_spearman >= 0.75
+    # Target 0.75 (human-rater level); 0.833 measured.
+    assert dev_accuracy.count_spearman >= 0.80
 
 
 def test_dev_count_error(dev_accuracy):
-    # Target 4 per photo is not reached: 10.8 measured, dominated by the most severe photos
-    # (50-60 boxes each) where the detector is off by 20-80. Guard the level reached.
-    assert dev_accuracy.count_mae <= 12.0
+    # Target 4 per photo is not reached: 8.1 measured (count model), dominated by the most
+    # severe photos (50-63 boxes each), a third of which it still counts far too low.
+    # Guard the level reached.
+    assert dev_accuracy.count_mae <= 9.0
 
 
 def test_dev_f1(dev_accuracy):
-    # Target 0.55 is not reached: 0.52 measured. Guard the level reached.
-    assert dev_accuracy.f1 >= 0.50
+    # Target 0.55 is not reached: 0.543 measured. Guard the level reached.
+    assert dev_accuracy.f1 >= 0.52
 
 
 def test_speed_on_a_close_up():
