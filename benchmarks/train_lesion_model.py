@@ -75,13 +75,11 @@ def _photo_candidates(pair: tuple[Path, Path]) -> dict[str, np.ndarray]:
     boxes = load_voc_boxes(xml_path)
     skin = lesions.skin_mask_by_colour(rgb)
     ppm = lesions.closeup_px_per_mm(rgb.shape)
-    if skin.any():
-        cands = lesions._find_candidates(rgb, skin, ppm)
-    else:
-        cands = lesions._find_candidates(rgb, np.zeros(rgb.shape[:2], bool), ppm)
+    # Exactly as the detector does: candidates of the skin's window, positions within it.
+    cands, (y0, y1, x0, x1) = lesions._windowed_candidates(rgb, skin, ppm)
     inv = 1.0 / cands.scale
-    x = (cands.x + 0.5) * inv - 0.5
-    y = (cands.y + 0.5) * inv - 0.5
+    x = (cands.x + 0.5) * inv - 0.5 + x0
+    y = (cands.y + 0.5) * inv - 0.5 + y0
     if boxes.shape[0] and x.size:
         inside = (x[:, None] >= boxes[None, :, 0]) & (x[:, None] <= boxes[None, :, 2])
         inside &= (y[:, None] >= boxes[None, :, 1]) & (y[:, None] <= boxes[None, :, 3])
@@ -97,7 +95,8 @@ def _photo_candidates(pair: tuple[Path, Path]) -> dict[str, np.ndarray]:
         "ppm": np.float64(cands.work_px_per_mm),
         "label": label,
         "boxes": boxes,
-        "shape": np.array(rgb.shape[:2]),
+        "shape": np.array([y1 - y0, x1 - x0]),
+        "offset": np.array([x0, y0], dtype=np.float64),
     }
 
 
@@ -135,7 +134,7 @@ def _selections(photos, scores, floor: float) -> list[np.ndarray]:
         )
         skin = np.ones(tuple(ph["shape"]), dtype=bool)
         xs, ys, _, conf = lesions._select(cands, sc, floor, skin, None)
-        out.append(np.column_stack([xs, ys, conf]))
+        out.append(np.column_stack([xs + ph["offset"][0], ys + ph["offset"][1], conf]))
     return out
 
 
@@ -189,8 +188,11 @@ def _count_selections(photos, scores) -> tuple[np.ndarray, list[np.ndarray]]:
         kept = lesions._suppress(cands.y, cands.x, radius, sc, cands.work_px_per_mm)
         rows.append(lesions._photo_features(cands, sc, kept)[0])
         inv = 1.0 / cands.scale
+        x0, y0 = ph["offset"]
         kept_scores.append(
-            np.column_stack([(cands.x[kept] + 0.5) * inv - 0.5, (cands.y[kept] + 0.5) * inv - 0.5])
+            np.column_stack(
+                [(cands.x[kept] + 0.5) * inv - 0.5 + x0, (cands.y[kept] + 0.5) * inv - 0.5 + y0]
+            )
         )
     return np.array(rows), kept_scores
 

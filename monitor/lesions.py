@@ -453,6 +453,21 @@ def _skin_window(skin: np.ndarray, px_per_mm: float) -> tuple[int, int, int, int
     return y0, min(int(rows[-1]) + m + 1, h), x0, min(int(cols[-1]) + m + 1, w)
 
 
+def _windowed_candidates(
+    rgb: np.ndarray, skin: np.ndarray, px_per_mm: float
+) -> tuple[_Candidates, tuple[int, int, int, int]]:
+    """Candidates of the skin's window (see :func:`_skin_window`) and that window y0, y1, x0, x1.
+
+    Only the skin and the context its blobs are measured in need processing: on a face crop
+    that is about two thirds of the pixels. Candidate positions are relative to the window.
+    """
+    if skin.any():
+        y0, y1, x0, x1 = _skin_window(skin, px_per_mm)
+    else:
+        (y0, x0), (y1, x1) = (0, 0), skin.shape
+    return _find_candidates(rgb[y0:y1, x0:x1], skin[y0:y1, x0:x1], px_per_mm), (y0, y1, x0, x1)
+
+
 def _find_candidates(rgb: np.ndarray, skin: np.ndarray, px_per_mm: float) -> _Candidates:
     """Candidates and their features at the working scale (skin is at the original scale)."""
     scale = _working_scale(px_per_mm)
@@ -1029,13 +1044,9 @@ def detect_lesions(
     if not skin.any():
         return ()
 
-    # Only the skin and the context its blobs are measured in need processing: on a face crop
-    # that is about two thirds of the pixels.
-    y0, y1, x0, x1 = _skin_window(skin, float(px_per_mm))
-    window = (slice(y0, y1), slice(x0, x1))
-    skin = skin[window]
-    exclude = None if exclude is None else exclude[window]
-    cands = _find_candidates(rgb[window], skin, float(px_per_mm))
+    cands, (y0, y1, x0, x1) = _windowed_candidates(rgb, skin, float(px_per_mm))
+    skin = skin[y0:y1, x0:x1]
+    exclude = None if exclude is None else exclude[y0:y1, x0:x1]
     score, tuned = _score(cands)
     threshold = tuned if min_confidence is None else float(min_confidence)
     # The count model knows close-up framings only (see the module's docstring).
