@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from monitor.colour import to_lab
@@ -126,10 +127,10 @@ def measure_redness(linear_rgb: np.ndarray, skin: np.ndarray,
     if linear_rgb.shape[:2] != skin.shape:
         raise ValueError(f"skin mask shape {skin.shape} does not match image "
                          f"{linear_rgb.shape[:2]}")
-    ys, xs = np.nonzero(skin)
-    if len(xs) == 0:
+    x0, y0, box_w, box_h = cv2.boundingRect(skin.astype(np.uint8))
+    if box_w == 0:
         raise ValueError("the skin mask is empty")
-    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    y1, x1 = y0 + box_h, x0 + box_w
     window = (slice(y0, y1), slice(x0, x1))
     lin = linear_rgb[window]
     lab = to_lab(lin)
