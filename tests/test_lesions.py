@@ -338,20 +338,20 @@ def dev_accuracy():
 
 
 def test_dev_count_rank_agreement(dev_accuracy):
-    # Target 0.75 (human-rater level); 0.833 measured.
+    # Target 0.75 (human-rater level); 0.834 measured.
     assert dev_accuracy.count_spearman >= 0.80
 
 
 def test_dev_count_error(dev_accuracy):
-    # Target 4 per photo is not reached: 8.1 measured (count model), dominated by the most
+    # Target 4 per photo is not reached: 8.2 measured (count model), dominated by the most
     # severe photos (50-63 boxes each), a third of which it still counts far too low.
     # Guard the level reached.
     assert dev_accuracy.count_mae <= 9.0
 
 
 def test_dev_f1(dev_accuracy):
-    # Target 0.55 is not reached: 0.543 measured. Guard the level reached.
-    assert dev_accuracy.f1 >= 0.52
+    # Target 0.55: 0.550 measured, just at it. Guard the level reached.
+    assert dev_accuracy.f1 >= 0.53
 
 
 def test_speed_on_a_close_up():
