@@ -448,7 +448,8 @@ def _skin_window(skin: np.ndarray, px_per_mm: float) -> tuple[int, int, int, int
     rows = np.flatnonzero(skin.any(axis=1))
     cols = np.flatnonzero(skin.any(axis=0))
     m = int(math.ceil(_CONTEXT_MM * px_per_mm))
-    # Start on a multiple of 16 so that the reduced copies of _blur sample the same grid.
+    # Start on a multiple of 16: when the detector works at the photo's own scale, the
+    # reduced copies of _blur then sample the same grid as on the whole photo.
     y0, x0 = max(int(rows[0]) - m, 0) // 16 * 16, max(int(cols[0]) - m, 0) // 16 * 16
     return y0, min(int(rows[-1]) + m + 1, h), x0, min(int(cols[-1]) + m + 1, w)
 

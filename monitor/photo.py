@@ -327,7 +327,7 @@ def _load(
 ) -> Photo:
     """Decode an open binary file; every problem with the file leaves as a MonitorError."""
     image = _open_header(fp, max_pixels=max_pixels)
-    # Closing a Pillow image frees its pixels, so everything up to the array stays inside.
+    # Pillow reads lazily from the open file, so everything up to the array stays inside.
     with image:
         exif = _read_exif(image)
         source_format = "JPEG" if image.format == "MPO" else str(image.format)
