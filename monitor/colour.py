@@ -249,7 +249,7 @@ def estimate_correction(photo_rgb: np.ndarray, reference: ColourReference, *,
     reference's raw pixels would not do: interpolation smooths texture (hair) by an amount
     that depends on the sub-pixel offset, and a mean of log ratios over smoothed against
     unsmoothed texture is biased. On 16 synthetic courses this cuts the gains' error by about
-    a third (green 0.16 % to 0.10 % RMS), which matters: 0.5 % of green moves skin by ~0.4 a*.
+    a third (green 0.16 % to 0.10 % RMS), which matters: 0.5 % of green moves skin by ~0.3 a*.
     """
     height, width = reference.shape
     # An opaque alpha channel travels with the pixels: where it arrives whole is inside.
