@@ -143,21 +143,24 @@ with st.form("note", clear_on_submit=True):
         st.rerun()
 
 st.subheader("Export")
+# Downloads change nothing, so they do not rerun the page. A rerun rebuilds the report while
+# the browser fetches it, and the file can be gone before it arrives (the browser test saw the
+# download cancelled); it would also hide the time-lapse just made.
 e1, e2, e3, e4 = st.columns(4)
 report = common.pdf(store, user, patient_id, store.revision(user, patient_id), v,
                     frames[first["photo_id"]], frames[last["photo_id"]], day_label(first),
                     day_label(last))
 e1.download_button("PDF for the record", report, file_name=f"course-{patient_id}.pdf",
-                   mime="application/pdf", key="download_pdf")
+                   mime="application/pdf", key="download_pdf", on_click="ignore")
 e2.download_button("Series (CSV)", series_csv(v), file_name=f"course-{patient_id}.csv",
-                   mime="text/csv", key="download_csv")
+                   mime="text/csv", key="download_csv", on_click="ignore")
 e3.download_button("Series (JSON)", series_json(v), file_name=f"course-{patient_id}.json",
-                   mime="application/json", key="download_json")
+                   mime="application/json", key="download_json", on_click="ignore")
 if e4.button("Make a time-lapse", key="make_gif"):
     gif = timelapse_gif([frames[e["photo_id"]] for e in accepted],
                         [day_label(e) for e in accepted])
     e4.download_button("Time-lapse (GIF)", gif, file_name=f"course-{patient_id}.gif",
-                       mime="image/gif", key="download_gif")
+                       mime="image/gif", key="download_gif", on_click="ignore")
 
 with st.expander("Erase this patient (right to erasure)"):
     st.write("This deletes every photo, measurement, answer and note of this patient, and "
