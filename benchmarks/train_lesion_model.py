@@ -106,6 +106,13 @@ def _photo_candidates(pair: tuple[Path, Path]) -> dict[str, np.ndarray]:
     }
 
 
+def _candidates(ph: dict[str, np.ndarray]) -> lesions._Candidates:
+    """A photo's cached candidates, as the detector's own structure."""
+    return lesions._Candidates(
+        ph["y"], ph["x"], ph["sigma_px"], ph["features"], float(ph["scale"]), float(ph["ppm"])
+    )
+
+
 def extract(pairs: list[tuple[Path, Path]], jobs: int) -> list[dict[str, np.ndarray]]:
     """Candidates of every photo, cached by the detector's source code and the file list."""
     # Only the candidate code matters (everything above the scoring section of the module).
@@ -135,9 +142,7 @@ def _selections(photos, scores, floor: float) -> list[np.ndarray]:
     """
     out = []
     for ph, sc in zip(photos, scores, strict=True):
-        cands = lesions._Candidates(
-            ph["y"], ph["x"], ph["sigma_px"], ph["features"], float(ph["scale"]), float(ph["ppm"])
-        )
+        cands = _candidates(ph)
         skin = np.ones(tuple(ph["shape"]), dtype=bool)
         xs, ys, _, conf = lesions._select(cands, sc, floor, skin, None)
         out.append(np.column_stack([xs + ph["offset"][0], ys + ph["offset"][1], conf]))
@@ -187,9 +192,7 @@ def _count_selections(photos, scores) -> tuple[np.ndarray, list[np.ndarray]]:
     """Photo features and best-first confidences after suppression, as the detector sees them."""
     rows, kept_scores = [], []
     for ph, sc in zip(photos, scores, strict=True):
-        cands = lesions._Candidates(
-            ph["y"], ph["x"], ph["sigma_px"], ph["features"], float(ph["scale"]), float(ph["ppm"])
-        )
+        cands = _candidates(ph)
         radius = lesions._RADIUS_PER_SIGMA * cands.sigma_px
         kept = lesions._suppress(cands.y, cands.x, radius, sc, cands.work_px_per_mm)
         rows.append(lesions._photo_features(cands, sc, kept)[0])
@@ -324,9 +327,7 @@ def main() -> int:
     bounds = np.cumsum([0] + [len(p["label"]) for p in photos])
     scores = []
     for i, ph in enumerate(photos):
-        cands = lesions._Candidates(
-            ph["y"], ph["x"], ph["sigma_px"], ph["features"], float(ph["scale"]), float(ph["ppm"])
-        )
+        cands = _candidates(ph)
         rule = np.maximum(lesions._rule_score(cands), lesions._pustule_score(cands))
         scores.append(np.maximum(oof[bounds[i] : bounds[i + 1]], rule))
 
