@@ -6,7 +6,7 @@ channel in linear RGB (von Kries), and estimate it **only from what is not skin*
 change of the skin still shows:
 
 1. ``"surroundings"``: hair, background and clothing around the face in the aligned reference
-   photo, compared with the same places in this photo (ratio of channel medians, linear light).
+   photo, compared with the same places in this photo (median per-pixel ratio, linear light).
 2. ``"eyes"``: the whites of the eyes (sclera) and teeth when the surroundings are unusable
    (too few valid pixels, saturated, or too dark).
 3. ``"none"``: the reference photo itself, or when nothing neutral could be found; the photo is
@@ -97,7 +97,8 @@ def srgb_to_linear(rgb: np.ndarray) -> np.ndarray:
         x = np.arange(256, dtype=np.float64) / 255.0
         _LUT = np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4).astype(np.float32)
     rgb = _check_srgb8(rgb)
-    if rgb.ndim == 2 or (rgb.ndim == 3 and rgb.shape[2] <= 4):
+    # OpenCV takes 1 to 4 channels but returns (H, W) for (H, W, 1): keep numpy there.
+    if rgb.ndim == 2 or (rgb.ndim == 3 and 2 <= rgb.shape[2] <= 4):
         return cv2.LUT(rgb, _LUT)  # same numbers as indexing, several times faster
     return _LUT[rgb]
 
@@ -172,7 +173,7 @@ def eye_white_mask(face: Face, shape: tuple[int, int], rgb: np.ndarray) -> np.nd
 
 def _gains(photo_lin: np.ndarray, reference_lin: np.ndarray, mask: np.ndarray, *,
            min_pixels: int = _MIN_PIXELS) -> tuple[np.ndarray, int] | None:
-    """Per-channel ratio of medians over valid pixels, or None if too few."""
+    """Per-channel gain: the median per-pixel log ratio over valid pixels; None if too few."""
     valid = mask.copy()
     for image in (photo_lin, reference_lin):
         r, g, b = image[..., 0], image[..., 1], image[..., 2]
