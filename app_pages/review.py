@@ -143,9 +143,9 @@ with st.form("note", clear_on_submit=True):
         st.rerun()
 
 st.subheader("Export")
-# Downloads change nothing, so they do not rerun the page. A rerun rebuilds the report while
-# the browser fetches it, and the file can be gone before it arrives (the browser test saw the
-# download cancelled); it would also hide the time-lapse just made.
+# Downloads change nothing, so they do not rerun the page. A rerun races the browser's fetch
+# of the file (the browser test once saw the PDF download cancelled), and it would also hide
+# the time-lapse just made.
 e1, e2, e3, e4 = st.columns(4)
 report = common.pdf(store, user, patient_id, store.revision(user, patient_id), v,
                     frames[first["photo_id"]], frames[last["photo_id"]], day_label(first),
