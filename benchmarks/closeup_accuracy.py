@@ -99,6 +99,15 @@ def photo_pairs(data_dir: Path) -> list[tuple[Path, Path]]:
     return pairs
 
 
+def held_out_split(
+    pairs: Sequence[tuple[Path, Path]], seed: int
+) -> tuple[list[tuple[Path, Path]], list[tuple[Path, Path]]]:
+    """A seeded (training, held-out) split of annotated photos: one in seven is held out."""
+    order = np.random.default_rng(seed).permutation(len(pairs))
+    n_held = len(pairs) // 7
+    return [pairs[i] for i in order[n_held:]], [pairs[i] for i in order[:n_held]]
+
+
 def evaluate(
     detect: Callable[[np.ndarray], np.ndarray],
     pairs: Sequence[tuple[Path, Path]],

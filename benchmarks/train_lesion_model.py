@@ -14,25 +14,11 @@ repository, Pascal VOC boxes); the dev split stays for evaluation
 3. The model is refitted on all photos and exported as plain arrays (``np.savez_compressed``,
    no pickle), which ``monitor.lesions`` evaluates with numpy alone: scikit-learn is needed to
    train, not to run.
-4. The count model of close-ups (``monitor/models/lesion_count_gbt.npz``): from the
-   out-of-fold scores, each photo is described by :func:`monitor.lesions._photo_features`
-   (its confidence distribution after duplicate suppression, its skin) and a
-   ``HistGradientBoostingRegressor`` with absolute error (a median, as the count error is an
-   absolute one) learns the number of boxes. Severe photos are rare in the training set (10 %
-   grade 3 against 33 % grade 0), so photos are weighted by 1 / sqrt(frequency of their
-   grade): chosen by cross-validation over photos, it lowers the count error both over the
-   training photos as they are and over grades weighted equally.
-   Tried by the same cross-validation and not kept, as none lowered the count error beyond
-   the spread between fold seeds (about 0.1-0.2): image-level skin statistics beside the
-   confidences (skin area; fraction of skin above a* contrast levels and local maxima above
-   levels at each centre-surround scale; contrast and a* quantiles), a stacked severity
-   grade regressor, log, square-root or Poisson targets, weights 1 / frequency, scaling the
-   estimate up, blending it with the count above a threshold.
 
-    .venv/bin/python benchmarks/train_lesion_model.py [--data DIR] [--jobs 2] [--count-only]
+The detector uses this model on faces; close-ups are counted by a density network instead
+(``benchmarks/train_closeup_net.py``).
 
-``--count-only`` refits the count model alone from the out-of-fold scores that the last full
-run saved (``lesion_oof.npy`` in the temporary folder), keeping the candidate model.
+    .venv/bin/python benchmarks/train_lesion_model.py [--data DIR] [--jobs 2]
 
 Needs scikit-learn (training only). Takes a few minutes on two cores.
 """
@@ -171,85 +157,7 @@ def _figures(photos, selections, threshold: float) -> dict[str, float]:
     }
 
 
-COUNT_MODEL_PATH = ROOT / "monitor" / "models" / "lesion_count_gbt.npz"
-COUNT_PARAMS = dict(
-    loss="absolute_error",
-    learning_rate=0.05,
-    max_iter=200,
-    max_leaf_nodes=16,
-    min_samples_leaf=10,
-    random_state=SEED,
-)
-
-
-def _grade(img_path: Path) -> int:
-    """ACNE04 severity grade from a file name such as ``levle2_89_jpg.rf....jpg``."""
-    name = img_path.name
-    return int(name[5]) if name.startswith("levle") and name[5:6].isdigit() else 0
-
-
-def _count_selections(photos, scores) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Photo features and best-first confidences after suppression, as the detector sees them."""
-    rows, kept_scores = [], []
-    for ph, sc in zip(photos, scores, strict=True):
-        cands = _candidates(ph)
-        radius = lesions._RADIUS_PER_SIGMA * cands.sigma_px
-        kept = lesions._suppress(cands.y, cands.x, radius, sc, cands.work_px_per_mm)
-        rows.append(lesions._photo_features(cands, sc, kept)[0])
-        inv = 1.0 / cands.scale
-        x0, y0 = ph["offset"]
-        kept_scores.append(
-            np.column_stack(
-                [(cands.x[kept] + 0.5) * inv - 0.5 + x0, (cands.y[kept] + 0.5) * inv - 0.5 + y0]
-            )
-        )
-    return np.array(rows), kept_scores
-
-
-def fit_count_model(photos, scores, grades: np.ndarray, out: Path) -> None:
-    """Cross-validate, report and export the close-up count model (step 4 of the docstring)."""
-    from sklearn.ensemble import HistGradientBoostingRegressor
-    from sklearn.model_selection import KFold
-
-    x, points = _count_selections(photos, scores)
-    n_boxes = np.array([ph["boxes"].shape[0] for ph in photos], dtype=np.float64)
-    freq = np.bincount(grades, minlength=4) / len(grades)
-    weight = 1.0 / np.sqrt(freq[grades])
-    weight /= weight.mean()
-    pred = np.zeros(len(photos))
-    for tr, te in KFold(5, shuffle=True, random_state=SEED).split(x):
-        reg = HistGradientBoostingRegressor(**COUNT_PARAMS)
-        reg.fit(x[tr], n_boxes[tr], sample_weight=weight[tr])
-        pred[te] = reg.predict(x[te])
-    k = np.maximum(np.round(pred), 0).astype(int)
-    sels = [
-        np.column_stack([pts[:kk], np.ones(min(kk, len(pts)))])
-        for pts, kk in zip(points, k, strict=True)
-    ]
-    f = _figures(photos, sels, 0.5)
-    per_grade = [
-        float(np.mean(np.abs([len(s) for s in sels] - n_boxes)[grades == g])) for g in range(4)
-    ]
-    print(
-        f"count model, out of fold: Spearman {f['spearman']:.3f}  MAE {f['mae']:.2f}  "
-        f"F1 {f['f1']:.3f} (P {f['precision']:.3f} R {f['recall']:.3f})  "
-        f"MAE per grade {' '.join(f'{e:.1f}' for e in per_grade)} "
-        f"(grades weighted equally {np.mean(per_grade):.2f})"
-    )
-    reg = HistGradientBoostingRegressor(**COUNT_PARAMS).fit(x, n_boxes, sample_weight=weight)
-    export(reg, out, 0.0, feature_names=lesions._PHOTO_FEATURE_NAMES)
-    lesions._load_count_model.cache_clear()
-    model = lesions._load_count_model(out)
-    assert model is not None
-    diff = np.abs(model.raw(x) - reg.predict(x)).max()
-    print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB), max |numpy - sklearn| {diff:.2e}")
-    if diff > 1e-3:
-        raise SystemExit("exported count model disagrees with scikit-learn")
-
-
-def export(
-    clf, path: Path, min_confidence: float, *, feature_names: tuple[str, ...] | None = None
-) -> None:
+def export(clf, path: Path, min_confidence: float) -> None:
     """Write the fitted trees as flat arrays that ``monitor.lesions`` can evaluate."""
     trees = [pred[0].nodes for pred in clf._predictors]
     size = max(len(t) for t in trees)
@@ -274,7 +182,7 @@ def export(
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(
         path,
-        feature_names=np.array(feature_names or lesions._FEATURE_NAMES),
+        feature_names=np.array(lesions._FEATURE_NAMES),
         feature=feature,
         threshold=threshold,
         left=left,
@@ -295,8 +203,6 @@ def main() -> int:
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--out", type=Path, default=MODEL_PATH)
-    ap.add_argument("--count-out", type=Path, default=COUNT_MODEL_PATH)
-    ap.add_argument("--count-only", action="store_true", help="refit the count model alone")
     args = ap.parse_args()
 
     pairs = photo_pairs(args.data)
@@ -311,30 +217,18 @@ def main() -> int:
     print(f"{len(photos)} photos, {len(y)} candidates, {y.mean():.1%} inside a box")
 
     # Out-of-fold scores, combined with the rule path exactly as the detector does.
-    oof_path = Path(tempfile.gettempdir()) / "lesion_oof.npy"
-    if args.count_only:
-        oof = np.load(oof_path)
-        if oof.shape != y.shape:
-            raise SystemExit(f"{oof_path} belongs to other candidates; run without --count-only")
-    else:
-        oof = np.zeros(len(y))
-        t0 = time.perf_counter()
-        for fold, (tr, te) in enumerate(GroupKFold(n_splits=5).split(x, y, groups)):
-            clf = HistGradientBoostingClassifier(**PARAMS).fit(x[tr], y[tr])
-            oof[te] = clf.predict_proba(x[te])[:, 1]
-            print(f"fold {fold}: {time.perf_counter() - t0:.0f} s")
-        np.save(oof_path, oof)
+    oof = np.zeros(len(y))
+    t0 = time.perf_counter()
+    for fold, (tr, te) in enumerate(GroupKFold(n_splits=5).split(x, y, groups)):
+        clf = HistGradientBoostingClassifier(**PARAMS).fit(x[tr], y[tr])
+        oof[te] = clf.predict_proba(x[te])[:, 1]
+        print(f"fold {fold}: {time.perf_counter() - t0:.0f} s")
     bounds = np.cumsum([0] + [len(p["label"]) for p in photos])
     scores = []
     for i, ph in enumerate(photos):
         cands = _candidates(ph)
         rule = np.maximum(lesions._rule_score(cands), lesions._pustule_score(cands))
         scores.append(np.maximum(oof[bounds[i] : bounds[i + 1]], rule))
-
-    grades = np.array([_grade(img) for img, _ in pairs])
-    fit_count_model(photos, scores, grades, args.count_out)
-    if args.count_only:
-        return 0
 
     grid = np.arange(0.15, 0.81, 0.025)
     selections = _selections(photos, scores, float(grid[0]))

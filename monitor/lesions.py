@@ -26,18 +26,21 @@ How it works
    that on troubled real skin, where red marks abound, the learned score decides (the rule
    costs about 0.01 of cross-validated count Spearman on the training photos).
 4. **Clean-up.** Candidates are kept best-first, dropping any whose centre lies inside a
-   lesion already kept, then those outside the skin mask or inside ``exclude_mask``. On a
-   face (``px_per_mm`` given) or with an explicit ``min_confidence``, those below the
-   threshold are dropped. On a close-up with the default threshold, a second small tree model
-   (``monitor/models/lesion_count_gbt.npz``) estimates how many lesions the photo holds from
-   the distribution of its candidates' confidences (how many stand above 0.3, 0.5...,
-   the 10th, 30th, 60th best...) and the photo's skin colour, and that many of the best
-   candidates are reported. A single threshold cannot serve both a photo of mild acne, where
-   a few marks stand out, and one of severe acne, where every score is diluted by dozens of
-   neighbours; the count model was trained on the ACNE04 training close-ups only, so it is
-   not used on whole-face photos, where the threshold (and the rule scores) keep working.
+   lesion already kept, then those below the confidence threshold, outside the skin mask or
+   inside ``exclude_mask``.
 5. **Kind.** At the photo's own resolution, a pustule's centre is paler (higher ``L*``) and less
    red than its rim; a papule is reddest in its centre.
+
+Close-ups
+---------
+A close-up (``px_per_mm`` not given) is read differently: a small convolutional network
+(:mod:`monitor.closeup_net`, trained on the ACNE04 training close-ups) turns the photo into a
+lesion density map whose sum is the number of lesions and whose strongest peaks are their
+positions; steps 1-4 are skipped, step 5 still names the kind. On real close-ups the candidates
+above could not count severe acne, where dozens of lesions crowd together (count error about
+8 per photo on the ACNE04 dev split against about 5-6 for the network). The network was trained
+on close-ups only, so faces keep the candidate path, whose rule scores also accept a clear spot
+on even skin whatever the training photos looked like.
 """
 
 from __future__ import annotations
@@ -51,12 +54,13 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
+from monitor.closeup_net import CloseupNet, density_peaks, load_closeup_net
+
 __all__ = ["Lesion", "closeup_px_per_mm", "detect_lesions", "skin_mask_by_colour"]
 
 _KINDS = ("papule", "pustule")
 
 _MODEL_PATH = Path(__file__).resolve().parent / "models" / "lesion_gbt.npz"
-_COUNT_MODEL_PATH = Path(__file__).resolve().parent / "models" / "lesion_count_gbt.npz"
 
 # The ACNE04 close-ups show a cheek or half a face; the short side of such a frame spans
 # about 200 mm (eye widths of ~30 mm measure ~90-110 px in the 640 px photos).
@@ -730,11 +734,6 @@ def _load_model(path: Path = _MODEL_PATH) -> _TreeModel | None:
     return _load_trees(path, _FEATURE_NAMES)
 
 
-@functools.lru_cache(maxsize=1)
-def _load_count_model(path: Path = _COUNT_MODEL_PATH) -> _TreeModel | None:
-    return _load_trees(path, _PHOTO_FEATURE_NAMES)
-
-
 def _load_trees(path: Path, expected_names: tuple[str, ...]) -> _TreeModel | None:
     if not path.exists():
         return None
@@ -858,64 +857,6 @@ def _suppress(
     return kept[:n]
 
 
-# Photo-level description used by the count model: the distribution of the confidences of the
-# candidates left after duplicate suppression, and the photo's skin.
-_COUNT_THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-_COUNT_RANKS = (1, 2, 3, 5, 8, 13, 20, 30, 45, 60, 80, 100)
-_PHOTO_FEATURE_NAMES: tuple[str, ...] = (
-    "n_candidates",
-    "n_kept",
-    "sum_confidence",
-    "sum_confidence_sq",
-    *(f"n_above_{t:.1f}" for t in _COUNT_THRESHOLDS),
-    *(f"confidence_rank_{k}" for k in _COUNT_RANKS),
-    "skin_cs_a_mad",
-    "skin_a_median",
-    "skin_l_median",
-    "skin_b_median",
-    "sigma_mm_weighted",
-    "sigma_mm_top20",
-    "n_kept_z4",
-    "n_kept_z8",
-    "texture_a_coarse_median",
-)
-
-
-def _photo_features(cands: _Candidates, score: np.ndarray, kept: np.ndarray) -> np.ndarray:
-    """The photo-level row (1, P) the count model reads; ``kept`` is best-first."""
-    conf = score[kept]
-    padded = np.concatenate([conf, np.zeros(max(_COUNT_RANKS))])
-    row = [float(cands.y.size), float(kept.size), float(conf.sum()), float((conf**2).sum())]
-    row += [float((conf >= t).sum()) for t in _COUNT_THRESHOLDS]
-    row += [float(padded[k - 1]) for k in _COUNT_RANKS]
-    if cands.y.size:
-        first = cands.features[0]
-        row += [
-            float(first[_FEATURE_NAMES.index(n)])
-            for n in ("skin_cs_a_mad", "skin_a_median", "skin_l_median", "skin_b_median")
-        ]
-        sigma = _feature(cands, "sigma_mm")[kept]
-        z = _feature(cands, "cs_a_z")[kept]
-        row += [
-            float(np.sum(conf * sigma) / max(float(conf.sum()), 1e-6)),
-            float(np.median(sigma[:20])) if kept.size else 0.0,
-            float((z > 4).sum()),
-            float((z > 8).sum()),
-            float(np.median(_feature(cands, "texture_a_coarse"))),
-        ]
-    else:
-        row += [0.0] * 9
-    return np.asarray(row, dtype=np.float64)[None, :]
-
-
-def _expected_count(cands: _Candidates, score: np.ndarray, kept: np.ndarray) -> int | None:
-    """How many lesions the count model expects in a close-up; None without a count model."""
-    model = _load_count_model()
-    if model is None:
-        return None
-    return max(int(round(float(model.raw(_photo_features(cands, score, kept))[0]))), 0)
-
-
 def _kind(rgb: np.ndarray, x: float, y: float, radius: float) -> str:
     """Pustule when the centre is clearly lighter and not redder than the rim."""
     h, w = rgb.shape[:2]
@@ -947,27 +888,15 @@ def _select(
     threshold: float,
     skin: np.ndarray,
     exclude: np.ndarray | None,
-    *,
-    by_count: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Suppress duplicates, apply the threshold and masks; x, y, radius (original px), score.
-
-    With ``by_count``, the count model (when there is one) decides how many of the best
-    candidates are kept instead of ``threshold``.
-    """
+    """Suppress duplicates, apply the threshold and masks; x, y, radius (original px), score."""
     empty = np.zeros(0, dtype=np.float64)
     if cands.y.size == 0:
         return empty, empty, empty, empty
     radius = _RADIUS_PER_SIGMA * cands.sigma_px
     ppm = cands.work_px_per_mm
-    expected = None
-    if by_count:
-        keep = _suppress(cands.y, cands.x, radius, score, ppm)
-        expected = _expected_count(cands, score, keep)
-        keep = keep[:expected]
-    if expected is None:
-        above = np.nonzero(score >= threshold)[0]
-        keep = above[_suppress(cands.y[above], cands.x[above], radius[above], score[above], ppm)]
+    above = np.nonzero(score >= threshold)[0]
+    keep = above[_suppress(cands.y[above], cands.x[above], radius[above], score[above], ppm)]
     if keep.size == 0:
         return empty, empty, empty, empty
     inv = 1.0 / cands.scale
@@ -986,6 +915,42 @@ def _select(
         (radius[keep] * inv)[inside].astype(np.float64),
         conf[inside].astype(np.float64),
     )
+
+
+def _closeup_lesions(
+    net: CloseupNet,
+    rgb: np.ndarray,
+    skin: np.ndarray,
+    exclude: np.ndarray | None,
+    min_confidence: float | None,
+) -> tuple[Lesion, ...]:
+    """Lesions of a close-up read off the density network's map (:mod:`monitor.closeup_net`).
+
+    With the default threshold, the map's total mass is the number of lesions and that many of
+    its strongest peaks are listed; with ``min_confidence``, every peak whose mass is at least
+    that. The confidence of a lesion is the density mass around its peak (capped at 1).
+    """
+    output, prepared = net.run(rgb)
+    if min_confidence is None:
+        peaks = density_peaks(output, prepared)
+        peaks = peaks.strongest(round(peaks.expected_count))
+    else:
+        peaks = density_peaks(output, prepared, min_mass=float(min_confidence))
+    h, w = skin.shape
+    xi = np.clip(np.round(peaks.x).astype(np.intp), 0, w - 1)
+    yi = np.clip(np.round(peaks.y).astype(np.intp), 0, h - 1)
+    inside = skin[yi, xi]
+    if exclude is not None:
+        inside &= ~exclude[yi, xi]
+    found = []
+    for i in np.nonzero(inside)[0]:
+        x = float(np.clip(peaks.x[i], 0.0, w - 1.0))
+        y = float(np.clip(peaks.y[i], 0.0, h - 1.0))
+        radius = max(0.5 * float(peaks.side[i]), 1.0)
+        conf = float(np.clip(peaks.mass[i], 0.0, 1.0))
+        found.append(Lesion(x=x, y=y, radius_px=radius, kind=_kind(rgb, x, y, radius),
+                            confidence=conf))
+    return tuple(found)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1018,7 +983,7 @@ def detect_lesions(
     min_confidence : float, optional
         Report lesions at least this confident (0..1). ``None`` uses the threshold tuned by
         cross-validation when the model was trained; on a close-up (``px_per_mm`` not given)
-        it reports as many of the best candidates as the count model expects instead.
+        it reports as many of the density map's strongest peaks as the map's total mass.
 
     Returns
     -------
@@ -1044,15 +1009,17 @@ def detect_lesions(
         skin = skin_mask_by_colour(rgb)
     if not skin.any():
         return ()
+    if closeup:
+        net = load_closeup_net()
+        if net is not None:
+            return _closeup_lesions(net, rgb, skin, exclude, min_confidence)
 
     cands, (y0, y1, x0, x1) = _windowed_candidates(rgb, skin, float(px_per_mm))
     skin = skin[y0:y1, x0:x1]
     exclude = None if exclude is None else exclude[y0:y1, x0:x1]
     score, tuned = _score(cands)
     threshold = tuned if min_confidence is None else float(min_confidence)
-    # The count model knows close-up framings only (see the module's docstring).
-    by_count = closeup and min_confidence is None
-    xs, ys, rs, conf = _select(cands, score, threshold, skin, exclude, by_count=by_count)
+    xs, ys, rs, conf = _select(cands, score, threshold, skin, exclude)
     xs, ys = xs + x0, ys + y0
     return tuple(
         Lesion(

@@ -1,0 +1,133 @@
+"""The close-up density network: pre- and post-processing, the shipped model, real close-ups.
+
+The accuracy figures on the ACNE04 dev split are in ``tests/test_lesions.py``; here the parts
+that must hold whatever the weights are (geometry of the map, loading offline, any photo size)
+and properties of the shipped network on real skin (white balance, resolution).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from monitor import closeup_net as cn
+from monitor.lesions import detect_lesions
+
+DEV_DIR = Path(__file__).resolve().parents[2] / "shared/data/acne04-dev"
+
+
+def _blob_map(h: int, w: int, centres: list[tuple[float, float, float]], log_side: float):
+    """A raw network output with a Gaussian of the given mass at each (row, col) cell."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    density = np.zeros((h, w))
+    for cy, cx, mass in centres:
+        g = np.exp(-0.5 * ((yy - cy) ** 2 + (xx - cx) ** 2) / 0.8**2)
+        density += mass * g / g.sum()
+    out = np.zeros((2, h, w), np.float32)
+    out[0] = density * cn.DENSITY_SCALE
+    out[1] = log_side
+    return out
+
+
+def test_prepare_input_scales_the_short_side_and_pads():
+    rgb = np.random.default_rng(0).integers(0, 256, (500, 731, 3), dtype=np.uint8)
+    prep = cn.prepare_input(rgb)
+    assert prep.scale == pytest.approx(cn.INPUT_SHORT_SIDE / 500)
+    assert (prep.height, prep.width) == (320, round(731 * 320 / 500))
+    _, c, h, w = prep.blob.shape
+    assert c == 3 and h % 16 == 0 and w % 16 == 0 and h >= prep.height and w >= prep.width
+    assert prep.blob.dtype == np.float32
+    assert -0.5 <= prep.blob.min() and prep.blob.max() <= 0.5
+
+
+@pytest.mark.parametrize("bad", [np.zeros((10, 10), np.uint8), np.zeros((10, 10, 3), np.float32)])
+def test_prepare_input_rejects_what_is_not_an_rgb_photo(bad):
+    with pytest.raises(ValueError):
+        cn.prepare_input(bad)
+
+
+def test_density_peaks_map_cells_back_to_photo_pixels():
+    # A 640 x 640 photo is halved; output cells are STRIDE network pixels, i.e. 8 photo pixels.
+    prep = cn.PreparedInput(np.zeros((1, 3, 320, 320), np.float32), 0.5, 320, 320)
+    centres = [(10.0, 20.0, 1.0), (50.3, 60.6, 0.7), (70.0, 5.0, 1.3)]
+    peaks = cn.density_peaks(_blob_map(80, 80, centres, np.log(16.0)), prep)
+    assert peaks.expected_count == pytest.approx(3.0, abs=0.01)
+    assert peaks.mass.tolist() == sorted(peaks.mass.tolist(), reverse=True)
+    found = {(round(y), round(x)) for x, y in zip(peaks.x, peaks.y, strict=True)}
+    assert len(found) == 3
+    for cy, cx, _ in centres:
+        x, y = (cx + 0.5) * 8 - 0.5, (cy + 0.5) * 8 - 0.5
+        d = np.hypot(peaks.x - x, peaks.y - y)
+        assert d.min() < 1.5, (cy, cx, d.min())
+    # The side channel is in network pixels: 16 there is 32 photo pixels.
+    assert np.allclose(peaks.side, 32.0, rtol=1e-4)
+    assert len(peaks.strongest(2).x) == 2 and peaks.strongest(2).mass[0] == peaks.mass[0]
+
+
+def test_density_peaks_ignore_the_padding():
+    # The resized photo is 300 px high, padded to 304: the last output row lies on padding.
+    prep = cn.PreparedInput(np.zeros((1, 3, 304, 320), np.float32), 0.5, 300, 320)
+    out = _blob_map(76, 80, [(20.0, 20.0, 1.0)], np.log(10.0))
+    out[0, 75, 40] = 50.0 * cn.DENSITY_SCALE  # a spike on the padding row only
+    peaks = cn.density_peaks(out, prep)
+    assert len(peaks.x) == 1 and peaks.expected_count == pytest.approx(1.0, abs=0.01)
+
+
+def test_density_peaks_min_mass_drops_weak_peaks():
+    prep = cn.PreparedInput(np.zeros((1, 3, 320, 320), np.float32), 0.5, 320, 320)
+    out = _blob_map(80, 80, [(10.0, 10.0, 1.0), (60.0, 60.0, 0.2)], 0.0)
+    assert len(cn.density_peaks(out, prep).x) == 2
+    assert len(cn.density_peaks(out, prep, min_mass=0.5).x) == 1
+
+
+def test_shipped_network_loads_and_runs_on_any_photo_size():
+    net = cn.load_closeup_net()
+    assert net is not None, "monitor/models/closeup_density_*.onnx is missing"
+    assert all(p.stat().st_size < 3 * 1024 * 1024 for p in cn.model_paths())
+    rng = np.random.default_rng(1)
+    for shape in [(333, 517), (640, 640), (1001, 750)]:
+        rgb = np.clip(rng.normal((190, 140, 120), 8, (*shape, 3)), 0, 255).astype(np.uint8)
+        out, prep = net.run(rgb)
+        assert out.shape == (2, prep.blob.shape[2] // 4, prep.blob.shape[3] // 4)
+        assert np.isfinite(out).all()
+
+
+def test_even_skin_has_almost_no_lesions():
+    # Smooth, even skin tone with mild texture: nothing for the network to count.
+    rng = np.random.default_rng(3)
+    base = np.empty((640, 640, 3), np.float32)
+    base[:] = (205, 150, 128)
+    noise = cv2.GaussianBlur(rng.normal(0, 6, (640, 640)).astype(np.float32), (0, 0), 3)
+    rgb = np.clip(base + noise[..., None], 0, 255).astype(np.uint8)
+    assert len(detect_lesions(rgb)) <= 1
+
+
+def _dev_photos(n: int) -> list[np.ndarray]:
+    if not DEV_DIR.is_dir() or not any(DEV_DIR.glob("*.jpg")):
+        pytest.skip(f"annotated close-ups not found at {DEV_DIR}")
+    paths = sorted(DEV_DIR.glob("*.jpg"))
+    picks = [paths[i] for i in np.linspace(0, len(paths) - 1, n).round().astype(int)]
+    return [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in picks]
+
+
+def test_count_barely_moves_with_white_balance_and_exposure():
+    # Lamp colour and exposure are not skin: +-10 % red/blue, +-15 % exposure.
+    diffs, counts = [], []
+    for rgb in _dev_photos(8):
+        base = len(detect_lesions(rgb))
+        counts.append(base)
+        for gains in [(1.10, 1.0, 0.90), (0.90, 1.0, 1.10), (1.15, 1.15, 1.15), (0.85, 0.85, 0.85)]:
+            shifted = np.clip(rgb * np.array(gains), 0, 255).astype(np.uint8)
+            diffs.append(abs(len(detect_lesions(shifted)) - base))
+    # Measured: mean change 1.0 lesion on photos of 2-60 lesions.
+    assert np.mean(diffs) <= 0.1 * np.mean(counts) + 1.0, (np.mean(diffs), counts)
+
+
+def test_count_does_not_depend_on_the_photo_resolution():
+    for rgb in _dev_photos(6):
+        base = len(detect_lesions(rgb))
+        big = cv2.resize(rgb, None, fx=2.0, fy=2.0, interpolation=cv2.INTER_CUBIC)
+        assert abs(len(detect_lesions(big)) - base) <= max(2, 0.1 * base)
