@@ -13,19 +13,21 @@ See :mod:`monitor.closeup_net` for what the network computes and why.
    camera. Photos are drawn with weights 1 / sqrt(frequency of their severity grade): severe
    photos are rare in the training set (10 % grade 3 against 33 % grade 0) and carry most of
    the count error.
-3. Loss: squared error of the density map, plus the absolute error of each window's count,
-   plus the absolute error of the log box side at lesion centres.
-4. 15 % of the training photos (a fixed, seeded draw) are held out to pick the epoch with the
+3. Loss: ten times the mean squared error of the density map, plus the absolute error of each
+   window's count, plus the absolute error of the log box side at lesion centres.
+4. One training photo in seven (a fixed, seeded draw) is held out to pick the epoch with the
    lowest count error; the figures printed for them are what the closing notes report as
    "held-out train".
 5. The network is exported to ONNX and checked against OpenCV's dnn module, which evaluates it
    at run time.
 
-    /path/to/torch/python benchmarks/train_closeup_net.py [--data DIR] [--epochs 40]
+    .venv-train/bin/python benchmarks/train_closeup_net.py [--data DIR] [--seed 2]
 
 Needs PyTorch and onnx (``requirements-train.txt``); the app and the tests do not. Takes about
-40 minutes on two cores. Seeded; PyTorch on the CPU is deterministic up to the order of
-floating-point sums, so a retrained file differs in the last digits only.
+50 minutes on two cores (70 epochs of 100 batches of 16 windows). The defaults made the shipped
+``closeup_density_2.onnx``: the epoch kept was 64, held-out count error 4.52 and F1 0.635
+(without mirror images or skin mask). Seeded, but PyTorch's CPU kernels do not promise the
+same order of floating-point sums on every machine, so a retrained file may differ slightly.
 """
 
 from __future__ import annotations
@@ -255,12 +257,12 @@ def export(model: nn.Module, out: Path, check_rgb: np.ndarray) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    ap.add_argument("--epochs", type=int, default=40)
-    ap.add_argument("--steps", type=int, default=60, help="batches per epoch")
+    ap.add_argument("--epochs", type=int, default=70)
+    ap.add_argument("--steps", type=int, default=100, help="batches per epoch")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--out", type=Path, help="default: monitor/models/closeup_density_SEED.onnx")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--seed", type=int, default=1, help="seeds the weights and the windows")
+    ap.add_argument("--seed", type=int, default=2, help="seeds the weights and the windows")
     args = ap.parse_args()
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
