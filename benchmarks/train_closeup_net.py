@@ -107,8 +107,11 @@ def _grade(path: Path) -> int:
     return int(name[5]) if name.startswith("levle") and name[5].isdigit() else -1
 
 
-def load_photos(pairs):
-    """Resized photos (uint8), box centres and sides in network-input pixels, grades."""
+def load_photos(pairs, *, keep_original: bool = False):
+    """Resized photos (uint8), box centres and sides in network-input pixels, grades.
+
+    ``keep_original`` also keeps the photo as decoded and its boxes, for evaluation.
+    """
     photos = []
     for img_path, xml_path in pairs:
         rgb = cv2.cvtColor(cv2.imread(str(img_path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
@@ -126,8 +129,7 @@ def load_photos(pairs):
                 "points": np.stack([cx, cy], 1),
                 "side": np.maximum(side, 2.0),
                 "grade": _grade(img_path),
-                "rgb": rgb,
-                "boxes": boxes,
+                **({"rgb": rgb, "boxes": boxes} if keep_original else {}),
             }
         )
     return photos
@@ -203,13 +205,13 @@ def predict(model: nn.Module, rgb: np.ndarray):
     return out, prep
 
 
-def evaluate(model: nn.Module, photos, min_mass: float = 0.0) -> dict[str, float]:
+def evaluate(model: nn.Module, photos) -> dict[str, float]:
     model.eval()
     tp = n_det = n_box = 0
     found, truth = [], []
     for ph in photos:
         out, prep = predict(model, ph["rgb"])
-        peaks = cn.density_peaks(out, prep, min_mass=min_mass)
+        peaks = cn.density_peaks(out, prep)
         peaks = peaks.strongest(round(peaks.expected_count))
         pts = np.stack([peaks.x, peaks.y], 1)
         tp += count_matches(pts, ph["boxes"])
@@ -274,7 +276,7 @@ def main() -> int:
         return 1
     t0 = time.time()
     train_pairs, val_pairs = held_out_split(pairs, SPLIT_SEED)
-    train, val = load_photos(train_pairs), load_photos(val_pairs)
+    train, val = load_photos(train_pairs), load_photos(val_pairs, keep_original=True)
     grades = np.array([p["grade"] for p in train])
     freq = {g: np.mean(grades == g) for g in set(grades.tolist())}
     weights = np.array([1.0 / math.sqrt(freq[g]) for g in grades])

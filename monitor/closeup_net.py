@@ -2,12 +2,13 @@
 
 Why a network for close-ups: on real close-ups (ACNE04) the hand-made candidates plus tree
 models reach a count error of about 8 per photo, and almost all of it comes from the most
-severe photos, where 25 and 55 lesions crowd together and the candidate detector cannot tell
-them apart. Counting by density-map regression (Lempitsky and Zisserman, "Learning To Count
-Objects in Images", NIPS 2010; with a CNN as in Zhang et al., "Single-Image Crowd Counting via
-Multi-Column Convolutional Neural Network", CVPR 2016) is the standard answer to counting
-crowded objects: each annotated lesion is a small Gaussian of mass 1 in the target map, the
-network learns the map, the photo's count is the map's sum and the lesions are its peaks.
+severe photos, where lesions crowd together: by its candidates, that detector could not tell a
+photo of 25 lesions from one of 55. Counting by density-map regression (Lempitsky and
+Zisserman, "Learning To Count Objects in Images", NIPS 2010; with a CNN as in Zhang et al.,
+"Single-Image Crowd Counting via Multi-Column Convolutional Neural Network", CVPR 2016) is the
+standard answer to counting crowded objects: each annotated lesion is a small Gaussian of
+mass 1 in the target map, the network learns the map, the photo's count is the map's sum and
+the lesions are its peaks.
 
 The network is trained by ``benchmarks/train_closeup_net.py`` (PyTorch, from
 ``../shared/data/acne04-train``) and stored as ONNX (a protobuf graph of plain arrays: no code
@@ -170,9 +171,10 @@ def density_peaks(
 class CloseupNet:
     """The close-up density network(s), evaluated by OpenCV's dnn module.
 
-    Several networks (trained alike from different random starts) are averaged, each on the
-    photo and on its mirror images (test-time augmentation): the average of the density maps
-    is a steadier count than any one of them.
+    Each network runs on the photo and on its three mirror images and the density maps are
+    averaged (test-time augmentation): on the held-out training photos this raised F1 from
+    0.621 to 0.637 for the first network trained (count error 4.99 to 4.96). Several networks
+    may be given and are averaged alike; one ships, as averaging two was no better there.
     """
 
     def __init__(self, onnx_paths: Sequence[Path], *, mirror: bool = True) -> None:

@@ -497,9 +497,11 @@ def analyse_closeup(source: str | os.PathLike | bytes, *, name: str | None = Non
                     strict: bool = False) -> dict:
     """Lesions and redness of a close-up photo (one cheek, no whole face): one JSON entry.
 
-    Skin is found by colour instead of landmarks, and the scale is the close-up default of
-    :func:`monitor.lesions.closeup_px_per_mm`. The redness figures are the photo's own (there is
-    no reference photo): ``index`` is null, ``mean_a_star`` and ``erythema_index`` are given.
+    Skin is found by colour instead of landmarks, and lesions are read by the close-up density
+    network (:mod:`monitor.closeup_net`), which, like
+    :func:`monitor.lesions.closeup_px_per_mm`, takes the photo's short side to span a cheek or
+    half a face. The redness figures are the photo's own (there is no reference photo):
+    ``index`` is null, ``mean_a_star`` and ``erythema_index`` are given.
     """
     file = name or (Path(source).name if not isinstance(source, bytes) else "photo")
     entry: dict = {"file": file, "status": "rejected", "reason": None, "lesion_count": None,
