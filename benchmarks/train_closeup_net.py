@@ -25,8 +25,9 @@ See :mod:`monitor.closeup_net` for what the network computes and why.
 
 Needs PyTorch and onnx (``requirements-train.txt``); the app and the tests do not. Takes about
 50 minutes on two cores (70 epochs of 100 batches of 16 windows). The defaults made the shipped
-``closeup_density_2.onnx``: the epoch kept was 64, held-out count error 4.52 and F1 0.635
-(without mirror images or skin mask). Seeded, but PyTorch's CPU kernels do not promise the
+``closeup_density_2.onnx`` (epoch 64 kept, held-out count error 4.52, F1 0.632, without mirror
+images or skin mask) and ``--seed 3`` made ``closeup_density_3.onnx`` (epoch 67, 4.25, 0.637);
+the detector averages both. Seeded, but PyTorch's CPU kernels do not promise the
 same order of floating-point sums on every machine, so a retrained file may differ slightly.
 """
 

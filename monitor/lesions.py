@@ -38,7 +38,7 @@ A close-up (``px_per_mm`` not given) is read differently: a small convolutional 
 lesion density map whose sum is the number of lesions and whose strongest peaks are their
 positions; steps 1-4 are skipped, step 5 still names the kind. On real close-ups the candidates
 above could not count severe acne, where dozens of lesions crowd together (count error about
-8 per photo on the ACNE04 dev split against about 6 for the network). The network was trained
+8 per photo on the ACNE04 dev split against about 5.7 for the networks). The network was trained
 on close-ups only, so faces keep the candidate path, whose rule scores also accept a clear spot
 on even skin whatever the training photos looked like.
 """

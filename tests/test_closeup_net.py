@@ -122,7 +122,7 @@ def test_count_barely_moves_with_white_balance_and_exposure():
         for gains in [(1.10, 1.0, 0.90), (0.90, 1.0, 1.10), (1.15, 1.15, 1.15), (0.85, 0.85, 0.85)]:
             shifted = np.clip(rgb * np.array(gains), 0, 255).astype(np.uint8)
             diffs.append(abs(len(detect_lesions(shifted)) - base))
-    # Measured: mean change 1.3 lesions (at most 6, on a photo of 41) on photos of 2-41.
+    # Measured: mean change 1.3 lesions (at most 5, on a photo of 43) on photos of 2-43.
     assert np.mean(diffs) <= 0.1 * np.mean(counts) + 1.0, (np.mean(diffs), counts)
 
 
