@@ -113,15 +113,25 @@ def evaluate(
     pairs: Sequence[tuple[Path, Path]],
 ) -> CloseupAccuracy:
     """Run ``detect`` (RGB uint8 image -> (N, 2) centres x, y) on each photo and score it."""
-    found, annotated = [], []
-    tp = n_det = n_box = 0
+    detections, annotations = [], []
     elapsed = 0.0
     for img_path, xml_path in pairs:
         rgb = np.asarray(Image.open(img_path).convert("RGB"))
-        boxes = load_voc_boxes(xml_path)
         t0 = time.perf_counter()
-        points = np.asarray(detect(rgb), dtype=np.float64).reshape(-1, 2)
+        detections.append(detect(rgb))
         elapsed += time.perf_counter() - t0
+        annotations.append(load_voc_boxes(xml_path))
+    return score(detections, annotations, elapsed)
+
+
+def score(
+    detections: Sequence[np.ndarray], annotations: Sequence[np.ndarray], elapsed: float = 0.0
+) -> CloseupAccuracy:
+    """Score detection centres (N, 2) against boxes (M, 4), photo by photo."""
+    found, annotated = [], []
+    tp = n_det = n_box = 0
+    for det, boxes in zip(detections, annotations, strict=True):
+        points = np.asarray(det, dtype=np.float64).reshape(-1, 2)
         tp += count_matches(points, boxes)
         n_det += points.shape[0]
         n_box += boxes.shape[0]

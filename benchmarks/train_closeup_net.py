@@ -42,7 +42,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from scipy.stats import spearmanr
 from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,10 +49,11 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from closeup_accuracy import (  # noqa: E402
-    count_matches,
+    CloseupAccuracy,
     held_out_split,
     load_voc_boxes,
     photo_pairs,
+    score,
 )
 
 from monitor import closeup_net as cn  # noqa: E402
@@ -116,11 +116,8 @@ def load_photos(pairs, *, keep_original: bool = False):
     photos = []
     for img_path, xml_path in pairs:
         rgb = cv2.cvtColor(cv2.imread(str(img_path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-        prep = cn.prepare_input(rgb)
-        small = ((prep.blob[0].transpose(1, 2, 0) + 0.5) * 255.0).round().astype(np.uint8)
-        small = small[: prep.height, : prep.width]
+        small, s = cn.resize_for_network(rgb)
         boxes = load_voc_boxes(xml_path)
-        s = prep.scale
         cx = 0.5 * (boxes[:, 0] + boxes[:, 2]) * s - 0.5
         cy = 0.5 * (boxes[:, 1] + boxes[:, 3]) * s - 0.5
         side = np.sqrt(np.abs((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))) * s
@@ -171,11 +168,9 @@ def augment(photo, rng: np.random.Generator):
     out = cv2.warpAffine(
         img, m, (CROP, CROP), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
     )
-    pts = photo["points"] @ lin.T + off if len(photo["points"]) else photo["points"]
+    pts = photo["points"] @ lin.T + off
     side = photo["side"] * scale
-    inside = (pts[:, 0] >= -0.5) & (pts[:, 0] < CROP - 0.5) if len(pts) else np.zeros(0, bool)
-    if len(pts):
-        inside &= (pts[:, 1] >= -0.5) & (pts[:, 1] < CROP - 0.5)
+    inside = np.all((pts >= -0.5) & (pts < CROP - 0.5), axis=1)
     # Beyond the photo the border pixels are smeared (not mirrored, which would copy lesions
     # that have no target).
     pts, side = pts[inside], side[inside]
@@ -206,29 +201,16 @@ def predict(model: nn.Module, rgb: np.ndarray):
     return out, prep
 
 
-def evaluate(model: nn.Module, photos) -> dict[str, float]:
+def evaluate(model: nn.Module, photos) -> CloseupAccuracy:
+    """Accuracy on photos kept with ``keep_original``, read as the detector reads the map."""
     model.eval()
-    tp = n_det = n_box = 0
-    found, truth = [], []
+    detections = []
     for ph in photos:
         out, prep = predict(model, ph["rgb"])
         peaks = cn.density_peaks(out, prep)
         peaks = peaks.strongest(round(peaks.expected_count))
-        pts = np.stack([peaks.x, peaks.y], 1)
-        tp += count_matches(pts, ph["boxes"])
-        n_det += len(pts)
-        n_box += len(ph["boxes"])
-        found.append(len(pts))
-        truth.append(len(ph["boxes"]))
-    p = tp / max(n_det, 1)
-    r = tp / max(n_box, 1)
-    return {
-        "mae": float(np.mean(np.abs(np.subtract(found, truth)))),
-        "spearman": float(spearmanr(found, truth).statistic),
-        "f1": 2 * p * r / max(p + r, 1e-9),
-        "precision": p,
-        "recall": r,
-    }
+        detections.append(np.stack([peaks.x, peaks.y], 1))
+    return score(detections, [ph["boxes"] for ph in photos])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -315,11 +297,11 @@ def main() -> int:
         if epoch + 1 >= args.epochs // 2 or (epoch + 1) % 5 == 0:
             fig = evaluate(model, val)
             line += (
-                f"  | held-out MAE {fig['mae']:.2f} Spearman {fig['spearman']:.3f} "
-                f"F1 {fig['f1']:.3f} (P {fig['precision']:.3f} R {fig['recall']:.3f})"
+                f"  | held-out MAE {fig.count_mae:.2f} Spearman {fig.count_spearman:.3f} "
+                f"F1 {fig.f1:.3f} (P {fig.precision:.3f} R {fig.recall:.3f})"
             )
-            if epoch + 1 >= args.epochs // 2 and (best is None or fig["mae"] < best[0]):
-                best = (fig["mae"], epoch + 1)
+            if epoch + 1 >= args.epochs // 2 and (best is None or fig.count_mae < best[0]):
+                best = (fig.count_mae, epoch + 1)
                 best_state = {k: v.clone() for k, v in model.state_dict().items()}
         print(f"{line}  {time.time() - t1:.0f} s", flush=True)
     assert best_state is not None

@@ -43,6 +43,7 @@ __all__ = [
     "load_closeup_net",
     "model_paths",
     "prepare_input",
+    "resize_for_network",
 ]
 
 #: The short side of the photo is resized to this many pixels before the network sees it
@@ -70,19 +71,25 @@ class PreparedInput:
     width: int
 
 
-def prepare_input(rgb: np.ndarray) -> PreparedInput:
-    """Resize an RGB uint8 photo so its short side is :data:`INPUT_SHORT_SIDE`, pad, normalise.
-
-    Padding repeats the border pixels (a black margin would look like a dark feature); the
-    values are mapped to [-0.5, 0.5].
-    """
+def resize_for_network(rgb: np.ndarray) -> tuple[np.ndarray, float]:
+    """The photo resized so its short side is :data:`INPUT_SHORT_SIDE`, and the scale used."""
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"expected an (H, W, 3) uint8 image, got {rgb.shape} {rgb.dtype}")
     h, w = int(rgb.shape[0]), int(rgb.shape[1])
     scale = INPUT_SHORT_SIDE / min(h, w)
     nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    small = cv2.resize(rgb, (nw, nh), interpolation=interp)
+    return cv2.resize(rgb, (nw, nh), interpolation=interp), scale
+
+
+def prepare_input(rgb: np.ndarray) -> PreparedInput:
+    """Resize an RGB uint8 photo so its short side is :data:`INPUT_SHORT_SIDE`, pad, normalise.
+
+    Padding repeats the border pixels (a black margin would look like a dark feature); the
+    values are mapped to [-0.5, 0.5].
+    """
+    small, scale = resize_for_network(rgb)
+    nh, nw = small.shape[:2]
     ph, pw = -nh % _MULTIPLE, -nw % _MULTIPLE
     if ph or pw:
         small = cv2.copyMakeBorder(small, 0, ph, 0, pw, cv2.BORDER_REPLICATE)

@@ -731,15 +731,11 @@ class _TreeModel:
 
 @functools.lru_cache(maxsize=1)
 def _load_model(path: Path = _MODEL_PATH) -> _TreeModel | None:
-    return _load_trees(path, _FEATURE_NAMES)
-
-
-def _load_trees(path: Path, expected_names: tuple[str, ...]) -> _TreeModel | None:
     if not path.exists():
         return None
     with np.load(path, allow_pickle=False) as data:
         names = tuple(str(s) for s in data["feature_names"])
-        if names != expected_names:
+        if names != _FEATURE_NAMES:
             raise RuntimeError(
                 f"{path.name} was trained on other candidate features; "
                 "retrain it with benchmarks/train_lesion_model.py"
@@ -882,6 +878,19 @@ def _kind(rgb: np.ndarray, x: float, y: float, radius: float) -> str:
     return "pustule" if lighter > _PUSTULE_L_EXCESS and redder < 1.0 else "papule"
 
 
+def _centred_inside(
+    xs: np.ndarray, ys: np.ndarray, skin: np.ndarray, exclude: np.ndarray | None
+) -> np.ndarray:
+    """Which centres (pixel coordinates of the masks) lie on ``skin`` and off ``exclude``."""
+    h, w = skin.shape
+    xi = np.clip(np.round(xs).astype(np.intp), 0, w - 1)
+    yi = np.clip(np.round(ys).astype(np.intp), 0, h - 1)
+    inside = skin[yi, xi]
+    if exclude is not None:
+        inside &= ~exclude[yi, xi]
+    return inside
+
+
 def _select(
     cands: _Candidates,
     score: np.ndarray,
@@ -902,12 +911,7 @@ def _select(
     inv = 1.0 / cands.scale
     xs = (cands.x[keep] + 0.5) * inv - 0.5
     ys = (cands.y[keep] + 0.5) * inv - 0.5
-    h, w = skin.shape
-    xi = np.clip(np.round(xs).astype(np.intp), 0, w - 1)
-    yi = np.clip(np.round(ys).astype(np.intp), 0, h - 1)
-    inside = skin[yi, xi]
-    if exclude is not None:
-        inside &= ~exclude[yi, xi]
+    inside = _centred_inside(xs, ys, skin, exclude)
     conf = np.clip(score[keep], 0.0, 1.0)
     return (
         xs[inside].astype(np.float64),
@@ -937,11 +941,7 @@ def _closeup_lesions(
     else:
         peaks = density_peaks(output, prepared, min_mass=float(min_confidence))
     h, w = skin.shape
-    xi = np.clip(np.round(peaks.x).astype(np.intp), 0, w - 1)
-    yi = np.clip(np.round(peaks.y).astype(np.intp), 0, h - 1)
-    inside = skin[yi, xi]
-    if exclude is not None:
-        inside &= ~exclude[yi, xi]
+    inside = _centred_inside(peaks.x, peaks.y, skin, exclude)
     found = []
     for i in np.nonzero(inside)[0]:
         x = float(np.clip(peaks.x[i], 0.0, w - 1.0))
