@@ -14,6 +14,7 @@ from app_pages.common import (
     view,
 )
 from monitor.charts import course_figure
+from monitor.errors import MonitorError
 from monitor.face import REGIONS
 from monitor.imagery import (
     draw_lesions,
@@ -105,47 +106,68 @@ c1, c2 = st.columns(2)
 c1.image(draw_lesions(frames[photo_id], lesions), caption="lesions (blue: added by you)")
 c2.image(redness_overlay(frames[photo_id], ref), caption="redness above day 0")
 
+
+# Corrections and notes are saved by callbacks, before the page runs: one run per click. (A
+# button that reran the page from its middle left a half run behind it. Each finished run lets
+# Streamlit forget the files of download buttons it did not draw, so two runs later the PDF
+# button still on screen pointed at a deleted file and the browser cancelled its download.)
+def _correct(change, *args, **kwargs) -> None:
+    try:
+        change(*args, **kwargs)
+    except MonitorError as error:
+        st.session_state["correction_error"] = str(error)
+
+
+def _add_missed(user, photo_id: int, entry: dict, ref) -> None:
+    px, py = frame_to_photo(entry, ref, float(st.session_state["add_x"]),
+                            float(st.session_state["add_y"]))
+    _correct(store.add_correction, user, photo_id, action="add", x=px, y=py, radius=4.0,
+             kind=st.session_state["add_kind"])
+
+
+def _save_note(user, patient_id: int) -> None:
+    text = st.session_state["note_text"].strip()
+    if text:
+        _correct(store.add_note, user, patient_id, text)
+
+
 st.markdown("**Correct the engine**")
+if "correction_error" in st.session_state:
+    st.error(st.session_state.pop("correction_error"))
 for i, le in enumerate(lesions, start=1):
     a, b = st.columns([3, 1])
     who = "added by a clinician" if le.get("added_by_clinician") else \
         f"confidence {le.get('confidence', 0):.2f}"
     a.write(f"{i}. {le.get('kind', 'spot')} in {str(le.get('region')).replace('_', ' ')} "
             f"({who})")
-    if b.button("Reject", key=f"reject_{photo_id}_{i}"):
-        store.add_correction(user, photo_id, action="reject", x=le["x"], y=le["y"],
-                             radius=float(le.get("radius") or 2))
-        st.rerun()
+    b.button("Reject", key=f"reject_{photo_id}_{i}", on_click=_correct,
+             args=(store.add_correction, user, photo_id),
+             kwargs=dict(action="reject", x=le["x"], y=le["y"],
+                         radius=float(le.get("radius") or 2)))
 with st.form("add_lesion"):
     h, w = frames[photo_id].shape[:2]
-    x = st.number_input("x on the picture (pixels from the left)", 0, w, w // 2, key="add_x")
-    y = st.number_input("y on the picture (pixels from the top)", 0, h, h // 2, key="add_y")
-    kind = st.selectbox("Kind", ["papule", "pustule"], key="add_kind")
-    if st.form_submit_button("Add a missed lesion"):
-        px, py = frame_to_photo(entry, ref, float(x), float(y))
-        store.add_correction(user, photo_id, action="add", x=px, y=py, radius=4.0, kind=kind)
-        st.rerun()
+    st.number_input("x on the picture (pixels from the left)", 0, w, w // 2, key="add_x")
+    st.number_input("y on the picture (pixels from the top)", 0, h, h // 2, key="add_y")
+    st.selectbox("Kind", ["papule", "pustule"], key="add_kind")
+    st.form_submit_button("Add a missed lesion", on_click=_add_missed,
+                          args=(user, photo_id, entry, ref))
 mine = [c for c in v.corrections if c.photo_id == photo_id]
 for c in mine:
     a, b = st.columns([3, 1])
     a.caption(f"{c.action} at ({c.x:.0f}, {c.y:.0f}) by {c.author}, {c.created_at:%d %b %H:%M}")
-    if b.button("Undo", key=f"undo_{c.id}"):
-        store.remove_correction(user, c.id)
-        st.rerun()
+    b.button("Undo", key=f"undo_{c.id}", on_click=_correct,
+             args=(store.remove_correction, user, c.id))
 
 st.subheader("Notes")
 for note in store.notes(user, patient_id):
     st.write(f"**{note.author}**, {note.created_at:%d %b %Y %H:%M}: {note.text}")
 with st.form("note", clear_on_submit=True):
-    text = st.text_area("Add a note", key="note_text")
-    if st.form_submit_button("Save note") and text.strip():
-        store.add_note(user, patient_id, text.strip())
-        st.rerun()
+    st.text_area("Add a note", key="note_text")
+    st.form_submit_button("Save note", on_click=_save_note, args=(user, patient_id))
 
 st.subheader("Export")
-# Downloads change nothing, so they do not rerun the page. A rerun races the browser's fetch
-# of the file (the browser test once saw the PDF download cancelled), and it would also hide
-# the time-lapse just made.
+# Downloads change nothing, so they do not rerun the page (a rerun would also hide the
+# time-lapse just made).
 e1, e2, e3, e4 = st.columns(4)
 report = common.pdf(store, user, patient_id, store.revision(user, patient_id), v,
                     frames[first["photo_id"]], frames[last["photo_id"]], day_label(first),

@@ -929,10 +929,12 @@ class Store:
                          .where(_PhotoRow.patient_id == patient_id)),
                 s.scalar(select(func.max(_CheckInRow.id))
                          .where(_CheckInRow.patient_id == patient_id)),
-                s.scalar(select(func.max(_CorrectionRow.id))
-                         .where(_CorrectionRow.photo_id.in_(photo_ids))),
-                s.scalar(select(func.count(_CorrectionRow.id))
-                         .where(_CorrectionRow.photo_id.in_(photo_ids))),
+                # Every correction, not the largest id and a count: an undone correction's id
+                # is given again to the next one (SQLite reuses the largest rowid).
+                tuple((i, t) for i, t in s.execute(
+                    select(_CorrectionRow.id, _CorrectionRow.created_at)
+                    .where(_CorrectionRow.photo_id.in_(photo_ids))
+                    .order_by(_CorrectionRow.id))),
                 s.scalar(select(func.max(_TreatmentRow.id))
                          .where(_TreatmentRow.patient_id == patient_id)),
             )

@@ -158,6 +158,37 @@ def test_review_reject_a_lesion_changes_the_count_and_exports(demo):
     assert pdf.proto.label
 
 
+def test_review_undo_add_a_missed_lesion_and_note(demo):
+    doctor = demo.user("doctor")
+    alex = next(p for p in demo.patients(doctor) if p.name == "Alex")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.session_state["user"] = doctor
+    at.query_params["patient"] = str(alex.id)
+    at.switch_page("app_pages/review.py").run()
+    at.selectbox(key="overlay_photo").select_index(2).run()
+    before = int(at.metric[0].value)
+    next(b for b in at.button if b.key and b.key.startswith("reject_")).click().run()
+    assert int(at.metric[0].value) == before - 1
+    next(b for b in at.button if b.key and b.key.startswith("undo_")).click().run()
+    assert not at.exception, at.exception
+    assert int(at.metric[0].value) == before
+    assert demo.corrections(doctor, alex.id) == []
+    # A missed lesion far from every detected one adds one to the count.
+    at.number_input(key="add_x").set_value(5)
+    at.number_input(key="add_y").set_value(5)
+    at.selectbox(key="add_kind").select("pustule")
+    next(b for b in at.button if b.label == "Add a missed lesion").click().run()
+    assert not at.exception, at.exception
+    assert int(at.metric[0].value) == before + 1
+    [added] = demo.corrections(doctor, alex.id)
+    assert (added.action, added.kind) == ("add", "pustule")
+    at.text_area(key="note_text").input("Review on Friday.")
+    next(b for b in at.button if b.label == "Save note").click().run()
+    assert not at.exception, at.exception
+    assert [n.text for n in demo.notes(doctor, alex.id)] == ["Review on Friday."]
+    assert "Review on Friday." in _texts(at)
+
+
 def test_review_of_another_clinicians_patient_is_refused(demo):
     other = demo.create_user("doc2", "other password", role="clinician")
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)

@@ -131,6 +131,22 @@ def test_audit_log_records_who_did_what(clinic):
     assert ("doc", "lesion_add") in log
 
 
+def test_revision_changes_with_every_change_of_the_corrections(clinic):
+    # The app caches the course by this key. Undoing the newest correction frees its id, which
+    # SQLite gives to the next one, so the key must not be just (largest id, count).
+    store, doc, other_doc, ann, bob, ann_id, bob_id = clinic
+    photo, _ = store.add_photo(ann, ann_id, _jpeg(1), file_name="a.jpg")
+    seen = [store.revision(doc, ann_id)]
+    first = store.add_correction(doc, photo.id, action="reject", x=10, y=20, radius=3)
+    seen.append(store.revision(doc, ann_id))
+    store.remove_correction(doc, first)
+    assert store.revision(doc, ann_id) == seen[0]
+    again = store.add_correction(doc, photo.id, action="add", x=30, y=40, radius=3)
+    assert again == first  # the id is reused...
+    seen.append(store.revision(doc, ann_id))
+    assert len(set(seen)) == 3  # ...and the key still changes
+
+
 # -- photos ------------------------------------------------------------------------------------
 
 

@@ -40,6 +40,15 @@ def _decodes(image, seconds: float = TIMEOUT / 1000) -> bool:
     return False
 
 
+def run_finished(page: Page) -> None:
+    """Wait until the page's script run is over, so what is clicked next is what it drew.
+
+    (Streamlit's own browser tests wait on the same attribute.) A download button's file is
+    forgotten by the server after runs that do not draw it.
+    """
+    expect(page.get_by_test_id("stApp")).to_have_attribute("data-test-script-state", "notRunning")
+
+
 def upload(page: Page, path: Path | dict) -> None:
     page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(path)
 
@@ -83,6 +92,7 @@ def test_clinician_triages_reviews_corrects_and_exports(page: Page, base_url: st
     assert before > 0
     page.locator('[class*="st-key-reject_"] button').first.click()
     expect(metric).to_have_text(str(before - 1), timeout=TIMEOUT)
+    run_finished(page)  # the PDF of the corrected course, not the one drawn before
     with page.expect_download(timeout=TIMEOUT) as download:
         page.get_by_role("button", name="PDF for the record").click()
     path = download.value.path()
