@@ -110,13 +110,12 @@ def day_label(entry: dict) -> str:
     return f"day {entry['day']}" if entry.get("day") is not None else entry.get("file", "photo")
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def pdf(_store: Store, user: User, patient_id: int, revision: tuple, _v: CourseView,
-        _before, _after, before_label: str, after_label: str) -> bytes:
-    """The one-page PDF (made once per state of the course)."""
+def pdf(store: Store, user: User, v: CourseView, before, after, before_label: str,
+        after_label: str) -> bytes:
+    """The one-page PDF of the course (made when asked for: no Streamlit call in here)."""
     from monitor.charts import course_png
     from monitor.report import pdf_report
 
-    return pdf_report(_v, before=_before, after=_after, before_label=before_label,
-                      after_label=after_label, chart_png=course_png(_v.trend),
-                      clinician=user.display_name, generated=_store.today())
+    return pdf_report(v, before=before, after=after, before_label=before_label,
+                      after_label=after_label, chart_png=course_png(v.trend),
+                      clinician=user.display_name, generated=store.today())

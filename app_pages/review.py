@@ -1,5 +1,7 @@
 """Clinician: one patient's review, corrections, notes, export and erasure."""
 
+from functools import partial
+
 import streamlit as st
 
 from app_pages import common
@@ -108,9 +110,8 @@ c2.image(redness_overlay(frames[photo_id], ref), caption="redness above day 0")
 
 
 # Corrections and notes are saved by callbacks, before the page runs: one run per click. (A
-# button that reran the page from its middle left a half run behind it. Each finished run lets
-# Streamlit forget the files of download buttons it did not draw, so two runs later the PDF
-# button still on screen pointed at a deleted file and the browser cancelled its download.)
+# button that called st.rerun() from the middle of the page made one and a half runs per click,
+# and a finished run lets Streamlit forget the files of download buttons it did not draw.)
 def _correct(change, *args, **kwargs) -> None:
     try:
         change(*args, **kwargs)
@@ -166,23 +167,22 @@ with st.form("note", clear_on_submit=True):
     st.form_submit_button("Save note", on_click=_save_note, args=(user, patient_id))
 
 st.subheader("Export")
-# Downloads change nothing, so they do not rerun the page (a rerun would also hide the
-# time-lapse just made).
+# Downloads change nothing, so they do not rerun the page. The PDF and the time-lapse take a
+# moment to make, so they are made when clicked (Streamlit runs the function then), not on
+# every run of the page; the file is then fetched at once.
 e1, e2, e3, e4 = st.columns(4)
-report = common.pdf(store, user, patient_id, store.revision(user, patient_id), v,
-                    frames[first["photo_id"]], frames[last["photo_id"]], day_label(first),
-                    day_label(last))
-e1.download_button("PDF for the record", report, file_name=f"course-{patient_id}.pdf",
+pdf = partial(common.pdf, store, user, v, frames[first["photo_id"]], frames[last["photo_id"]],
+              day_label(first), day_label(last))
+e1.download_button("PDF for the record", pdf, file_name=f"course-{patient_id}.pdf",
                    mime="application/pdf", key="download_pdf", on_click="ignore")
 e2.download_button("Series (CSV)", series_csv(v), file_name=f"course-{patient_id}.csv",
                    mime="text/csv", key="download_csv", on_click="ignore")
 e3.download_button("Series (JSON)", series_json(v), file_name=f"course-{patient_id}.json",
                    mime="application/json", key="download_json", on_click="ignore")
-if e4.button("Make a time-lapse", key="make_gif"):
-    gif = timelapse_gif([frames[e["photo_id"]] for e in accepted],
-                        [day_label(e) for e in accepted])
-    e4.download_button("Time-lapse (GIF)", gif, file_name=f"course-{patient_id}.gif",
-                       mime="image/gif", key="download_gif", on_click="ignore")
+gif = partial(timelapse_gif, [frames[e["photo_id"]] for e in accepted],
+              [day_label(e) for e in accepted])
+e4.download_button("Time-lapse (GIF)", gif, file_name=f"course-{patient_id}.gif",
+                   mime="image/gif", key="download_gif", on_click="ignore")
 
 with st.expander("Erase this patient (right to erasure)"):
     st.write("This deletes every photo, measurement, answer and note of this patient, and "

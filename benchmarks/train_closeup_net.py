@@ -248,6 +248,8 @@ def main() -> int:
     ap.add_argument("--out", type=Path, help="default: monitor/models/closeup_density_SEED.onnx")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=2, help="seeds the weights and the windows")
+    ap.add_argument("--grade-power", type=float, default=0.5,
+                    help="photos are drawn with weights 1 / frequency(grade) ** this")
     args = ap.parse_args()
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
@@ -262,7 +264,7 @@ def main() -> int:
     train, val = load_photos(train_pairs), load_photos(val_pairs, keep_original=True)
     grades = np.array([p["grade"] for p in train])
     freq = {g: np.mean(grades == g) for g in set(grades.tolist())}
-    weights = np.array([1.0 / math.sqrt(freq[g]) for g in grades])
+    weights = np.array([freq[g] ** -args.grade_power for g in grades])
     weights /= weights.sum()
     print(f"{len(train)} training photos, {len(val)} held out; loaded in {time.time() - t0:.0f} s")
 

@@ -43,8 +43,7 @@ def _decodes(image, seconds: float = TIMEOUT / 1000) -> bool:
 def run_finished(page: Page) -> None:
     """Wait until the page's script run is over, so what is clicked next is what it drew.
 
-    (Streamlit's own browser tests wait on the same attribute.) A download button's file is
-    forgotten by the server after runs that do not draw it.
+    (Streamlit's own browser tests wait on the same attribute.)
     """
     expect(page.get_by_test_id("stApp")).to_have_attribute("data-test-script-state", "notRunning")
 
@@ -92,11 +91,14 @@ def test_clinician_triages_reviews_corrects_and_exports(page: Page, base_url: st
     assert before > 0
     page.locator('[class*="st-key-reject_"] button').first.click()
     expect(metric).to_have_text(str(before - 1), timeout=TIMEOUT)
-    run_finished(page)  # the PDF of the corrected course, not the one drawn before
+    run_finished(page)  # the download buttons of the corrected course
     with page.expect_download(timeout=TIMEOUT) as download:
         page.get_by_role("button", name="PDF for the record").click()
     path = download.value.path()
     assert Path(path).read_bytes()[:4] == b"%PDF"
+    with page.expect_download(timeout=TIMEOUT) as download:
+        page.get_by_role("button", name="Time-lapse (GIF)").click()
+    assert Path(download.value.path()).read_bytes()[:4] == b"GIF8"
 
 
 def test_patient_cannot_open_another_course(page: Page, base_url: str):
