@@ -154,7 +154,10 @@ def closeup_px_per_mm(shape: tuple[int, ...]) -> float:
     close-up spans about 200 mm of face (half a face with some margin, as in the ACNE04
     photos: a 640 x 640 ACNE04 photo gives 3.2 px/mm, and palpebral fissures, about 30 mm
     long, measure roughly 90-110 px there). The guess can be off by a factor of 1.5 either
-    way; the detector's scale range and the training on photos of varied framing absorb that.
+    way; the candidate detector's scale range and the training on photos of varied framing
+    absorb that. Close-ups are read by the density network (:mod:`monitor.closeup_net`), which
+    assumes the same framing and does not use this scale; the candidate detector uses it only
+    if the network's files are missing.
 
     Parameters
     ----------
