@@ -10,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from monitor.demo import build_demo
 from monitor.store import Store
+from tests.scripts import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_images"
@@ -217,16 +218,10 @@ def test_a_warm_rerun_of_a_30_day_review_recomputes_nothing(demo, monkeypatch):
 
     (How long the rerun takes is measured by benchmarks/review_rerun.py, not here.)
     """
-    import importlib.util
-
     from app_pages import common
 
-    spec = importlib.util.spec_from_file_location("review_rerun",
-                                                  ROOT / "benchmarks" / "review_rerun.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
     doctor = demo.user("doctor")
-    alex_id = bench.extend_to_30_days(demo)
+    alex_id = load_script("benchmarks/review_rerun.py").extend_to_30_days(demo)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.session_state["user"] = doctor
     at.query_params["patient"] = str(alex_id)

@@ -7,9 +7,7 @@ Gaussian spots and pustules red spots with a pale yellow-white centre (~40 % of 
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +16,9 @@ from scipy.optimize import linear_sum_assignment
 
 import monitor.lesions as lesions
 from monitor.lesions import Lesion, closeup_px_per_mm, detect_lesions, skin_mask_by_colour
+from tests.scripts import load_script
 
 DEV_DIR = Path(__file__).resolve().parents[2] / "shared/data/acne04-dev"
-BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "closeup_accuracy.py"
 
 SKIN_RGB = np.array([222.0, 176.0, 152.0])
 RED_RGB = np.array([190.0, 70.0, 75.0])
@@ -325,20 +323,11 @@ def test_skin_mask_by_colour_on_non_skin_is_empty():
 # Real close-ups (ACNE04 dev split, never used for training)
 
 
-def _benchmark():
-    spec = importlib.util.spec_from_file_location("closeup_accuracy", BENCHMARK)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("closeup_accuracy", module)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def dev_accuracy():
     if not DEV_DIR.is_dir() or not any(DEV_DIR.glob("*.xml")):
         pytest.skip(f"annotated close-ups not found at {DEV_DIR}")
-    return _benchmark().closeup_accuracy(DEV_DIR)
+    return load_script("benchmarks/closeup_accuracy.py").closeup_accuracy(DEV_DIR)
 
 
 def test_dev_count_rank_agreement(dev_accuracy):

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 
-from tests.courses import REPO
+from tests.scripts import load_script
 
 
 def test_walkthrough_notebook_executes():
     pytest.importorskip("nbclient")
-    spec = importlib.util.spec_from_file_location(
-        "build_walkthrough", REPO / "notebooks" / "build_walkthrough.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("notebooks/build_walkthrough.py")
     nb = module.execute(module.build(), timeout=300)
     outputs = [o for cell in nb.cells for o in cell.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
