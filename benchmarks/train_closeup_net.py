@@ -27,7 +27,11 @@ Needs PyTorch and onnx (``requirements-train.txt``); the app and the tests do no
 50 minutes on two cores (70 epochs of 100 batches of 16 windows). The defaults made the shipped
 ``closeup_density_2.onnx`` (epoch 64 kept, held-out count error 4.52, F1 0.632, without mirror
 images or skin mask) and ``--seed 3`` made ``closeup_density_3.onnx`` (epoch 67, 4.25, 0.637);
-the detector averages both. Seeded, but PyTorch's CPU kernels do not promise the
+the detector averages both. After changing the networks, refit their count calibration with
+``benchmarks/fit_closeup_calibration.py`` (the detector refuses one fitted for other files).
+``--input-side`` and ``--scale-centre`` change the input size and the window scales (a network
+trained with ``--input-side 384 --scale-centre 0.89`` did no better: see the closing notes).
+Seeded, but PyTorch's CPU kernels do not promise the
 same order of floating-point sums on every machine, so a retrained file may differ slightly.
 """
 
@@ -108,7 +112,7 @@ def _grade(path: Path) -> int:
     return int(name[5]) if name.startswith("levle") and name[5].isdigit() else -1
 
 
-def load_photos(pairs, *, keep_original: bool = False):
+def load_photos(pairs, *, short_side: int, keep_original: bool = False):
     """Resized photos (uint8), box centres and sides in network-input pixels, grades.
 
     ``keep_original`` also keeps the photo as decoded and its boxes, for evaluation.
@@ -116,7 +120,7 @@ def load_photos(pairs, *, keep_original: bool = False):
     photos = []
     for img_path, xml_path in pairs:
         rgb = cv2.cvtColor(cv2.imread(str(img_path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-        small, s = cn.resize_for_network(rgb)
+        small, s = cn.resize_for_network(rgb, short_side)
         boxes = load_voc_boxes(xml_path)
         cx = 0.5 * (boxes[:, 0] + boxes[:, 2]) * s - 0.5
         cy = 0.5 * (boxes[:, 1] + boxes[:, 3]) * s - 0.5
@@ -152,11 +156,11 @@ def _targets(points: np.ndarray, side: np.ndarray, h: int, w: int):
     return density, log_side, mask
 
 
-def augment(photo, rng: np.random.Generator):
+def augment(photo, rng: np.random.Generator, scale_centre: float = 1.0):
     """One random training window: image (3, CROP, CROP) float32, targets, count."""
     img = photo["image"]
     h, w = img.shape[:2]
-    scale = math.exp(rng.uniform(math.log(0.75), math.log(1.33)))
+    scale = scale_centre * math.exp(rng.uniform(math.log(0.75), math.log(1.33)))
     angle = 90.0 * rng.integers(4) + rng.uniform(-12.0, 12.0)
     flip = -1.0 if rng.random() < 0.5 else 1.0
     src_c = np.array([rng.uniform(0.3, 0.7) * w, rng.uniform(0.3, 0.7) * h])
@@ -183,10 +187,10 @@ def augment(photo, rng: np.random.Generator):
     return x.transpose(2, 0, 1), density, log_side, mask
 
 
-def batches(photos, weights, batch: int, steps: int, rng):
+def batches(photos, weights, batch: int, steps: int, rng, scale_centre: float = 1.0):
     for _ in range(steps):
         idx = rng.choice(len(photos), size=batch, p=weights)
-        items = [augment(photos[i], rng) for i in idx]
+        items = [augment(photos[i], rng, scale_centre) for i in idx]
         yield tuple(torch.from_numpy(np.stack(v)) for v in zip(*items, strict=True))
 
 
@@ -194,19 +198,19 @@ def batches(photos, weights, batch: int, steps: int, rng):
 # Evaluation
 
 
-def predict(model: nn.Module, rgb: np.ndarray):
-    prep = cn.prepare_input(rgb)
+def predict(model: nn.Module, rgb: np.ndarray, short_side: int):
+    prep = cn.prepare_input(rgb, short_side)
     with torch.no_grad():
         out = model(torch.from_numpy(prep.blob))[0].numpy()
     return out, prep
 
 
-def evaluate(model: nn.Module, photos) -> CloseupAccuracy:
+def evaluate(model: nn.Module, photos, short_side: int) -> CloseupAccuracy:
     """Accuracy on photos kept with ``keep_original``, read as the detector reads the map."""
     model.eval()
     detections = []
     for ph in photos:
-        out, prep = predict(model, ph["rgb"])
+        out, prep = predict(model, ph["rgb"], short_side)
         peaks = cn.density_peaks(out, prep)
         peaks = peaks.strongest(round(peaks.expected_count))
         detections.append(np.stack([peaks.x, peaks.y], 1))
@@ -216,7 +220,7 @@ def evaluate(model: nn.Module, photos) -> CloseupAccuracy:
 # ---------------------------------------------------------------------------------------------
 
 
-def export(model: nn.Module, out: Path, check_rgb: np.ndarray) -> None:
+def export(model: nn.Module, out: Path, check_rgb: np.ndarray, short_side: int) -> None:
     model.eval()
     dummy = torch.zeros(1, 3, 320, 320)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -230,8 +234,8 @@ def export(model: nn.Module, out: Path, check_rgb: np.ndarray) -> None:
         opset_version=13,
         dynamo=False,
     )
-    ref, _ = predict(model, check_rgb)
-    got, _ = cn.CloseupNet([out], mirror=False).run(check_rgb)
+    ref, _ = predict(model, check_rgb, short_side)
+    got, _ = cn.CloseupNet([out], mirror=False, short_side=short_side).run(check_rgb)
     err = float(np.abs(ref - got).max())
     size_kib = out.stat().st_size / 1024
     print(f"exported {out} ({size_kib:.0f} KiB); OpenCV vs PyTorch max |diff| {err:.2e}")
@@ -250,6 +254,10 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=2, help="seeds the weights and the windows")
     ap.add_argument("--grade-power", type=float, default=0.5,
                     help="photos are drawn with weights 1 / frequency(grade) ** this")
+    ap.add_argument("--input-side", type=int, default=cn.INPUT_SHORT_SIDE,
+                    help="photos are resized to this short side (pixels) for the network")
+    ap.add_argument("--scale-centre", type=float, default=1.0,
+                    help="training windows are scaled by this times 0.75..1.33")
     args = ap.parse_args()
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
@@ -261,7 +269,9 @@ def main() -> int:
         return 1
     t0 = time.time()
     train_pairs, val_pairs = held_out_split(pairs, SPLIT_SEED)
-    train, val = load_photos(train_pairs), load_photos(val_pairs, keep_original=True)
+    side = args.input_side
+    train = load_photos(train_pairs, short_side=side)
+    val = load_photos(val_pairs, short_side=side, keep_original=True)
     grades = np.array([p["grade"] for p in train])
     freq = {g: np.mean(grades == g) for g in set(grades.tolist())}
     weights = np.array([freq[g] ** -args.grade_power for g in grades])
@@ -278,7 +288,8 @@ def main() -> int:
         model.train()
         t1 = time.time()
         losses = []
-        for x, dens, lside, mask in batches(train, weights, args.batch, args.steps, rng):
+        windows = batches(train, weights, args.batch, args.steps, rng, args.scale_centre)
+        for x, dens, lside, mask in windows:
             out = model(x)
             pred = out[:, 0]
             target = dens * cn.DENSITY_SCALE
@@ -297,7 +308,7 @@ def main() -> int:
         lm = np.mean(losses, 0)
         line = f"epoch {epoch + 1:3d}  map {lm[0]:.3f} count {lm[1]:.2f} side {lm[2]:.3f}"
         if epoch + 1 >= args.epochs // 2 or (epoch + 1) % 5 == 0:
-            fig = evaluate(model, val)
+            fig = evaluate(model, val, side)
             line += (
                 f"  | held-out MAE {fig.count_mae:.2f} Spearman {fig.count_spearman:.3f} "
                 f"F1 {fig.f1:.3f} (P {fig.precision:.3f} R {fig.recall:.3f})"
@@ -309,7 +320,7 @@ def main() -> int:
     assert best_state is not None
     model.load_state_dict(best_state)
     print(f"kept epoch {best[1]} (held-out count error {best[0]:.2f})")
-    export(model, args.out or MODEL_DIR / f"closeup_density_{args.seed}.onnx", val[0]["rgb"])
+    export(model, args.out or MODEL_DIR / f"closeup_density_{args.seed}.onnx", val[0]["rgb"], side)
     return 0
 
 

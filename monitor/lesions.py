@@ -35,10 +35,11 @@ Close-ups
 ---------
 A close-up (``px_per_mm`` not given) is read differently: a small convolutional network
 (:mod:`monitor.closeup_net`, trained on the ACNE04 training close-ups) turns the photo into a
-lesion density map whose sum is the number of lesions and whose strongest peaks are their
-positions; steps 1-4 are skipped, step 5 still names the kind. On real close-ups the candidates
-above could not count severe acne, where dozens of lesions crowd together (count error about
-8 per photo on the ACNE04 dev split against about 5.7 for the networks). The network was trained
+lesion density map whose sum, calibrated to annotators' counts, is the number of lesions and
+whose strongest peaks are their positions; steps 1-4 are skipped, step 5 still names the kind.
+On real close-ups the candidates above could not count severe acne, where dozens of lesions
+crowd together (count error about 8 per photo on the ACNE04 dev split against about 5.3 for
+the networks). The network was trained
 on close-ups only, so faces keep the candidate path, whose rule scores also accept a clear spot
 on even skin whatever the training photos looked like.
 """
@@ -933,14 +934,15 @@ def _closeup_lesions(
 ) -> tuple[Lesion, ...]:
     """Lesions of a close-up read off the density network's map (:mod:`monitor.closeup_net`).
 
-    With the default threshold, the map's total mass is the number of lesions and that many of
+    With the default threshold, the map's total mass, calibrated to annotators' counts
+    (:class:`monitor.closeup_net.CountCalibration`), is the number of lesions and that many of
     its strongest peaks are listed; with ``min_confidence``, every peak whose mass is at least
     that. The confidence of a lesion is the density mass around its peak (capped at 1).
     """
     output, prepared = net.run(rgb)
     if min_confidence is None:
         peaks = density_peaks(output, prepared)
-        peaks = peaks.strongest(round(peaks.expected_count))
+        peaks = peaks.strongest(round(net.count(peaks.expected_count)))
     else:
         peaks = density_peaks(output, prepared, min_mass=float(min_confidence))
     h, w = skin.shape
@@ -986,7 +988,8 @@ def detect_lesions(
     min_confidence : float, optional
         Report lesions at least this confident (0..1). ``None`` uses the threshold tuned by
         cross-validation when the model was trained; on a close-up (``px_per_mm`` not given)
-        it reports as many of the density map's strongest peaks as the map's total mass.
+        it reports as many of the density map's strongest peaks as the map's calibrated total
+        mass.
 
     Returns
     -------

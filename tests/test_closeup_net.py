@@ -15,6 +15,7 @@ import pytest
 
 from monitor import closeup_net as cn
 from monitor.lesions import detect_lesions
+from tests.scripts import load_script
 
 DEV_DIR = Path(__file__).resolve().parents[2] / "shared/data/acne04-dev"
 
@@ -41,6 +42,13 @@ def test_prepare_input_scales_the_short_side_and_pads():
     assert c == 3 and h % 16 == 0 and w % 16 == 0 and h >= prep.height and w >= prep.width
     assert prep.blob.dtype == np.float32
     assert -0.5 <= prep.blob.min() and prep.blob.max() <= 0.5
+
+
+def test_prepare_input_takes_another_short_side():
+    rgb = np.zeros((500, 731, 3), np.uint8)
+    prep = cn.prepare_input(rgb, 384)
+    assert (prep.height, prep.width) == (384, round(731 * 384 / 500))
+    assert prep.scale == pytest.approx(384 / 500)
 
 
 @pytest.mark.parametrize("bad", [np.zeros((10, 10), np.uint8), np.zeros((10, 10, 3), np.float32)])
@@ -81,6 +89,65 @@ def test_density_peaks_min_mass_drops_weak_peaks():
     out = _blob_map(80, 80, [(10.0, 10.0, 1.0), (60.0, 60.0, 0.2)], 0.0)
     assert len(cn.density_peaks(out, prep).x) == 2
     assert len(cn.density_peaks(out, prep, min_mass=0.5).x) == 1
+
+
+def _calibration(**kw):
+    args = {"x": (2.0, 10.0, 40.0), "y": (2.0, 10.0, 50.0), "networks": ("a.onnx",)}
+    return cn.CountCalibration(**{**args, **kw})
+
+
+def test_count_calibration_interpolates_and_is_never_capped():
+    cal = _calibration()
+    assert cal(10.0) == pytest.approx(10.0)
+    assert cal(25.0) == pytest.approx(30.0)  # halfway between 10 -> 10 and 40 -> 50
+    assert cal(1.0) == pytest.approx(1.0)  # proportional below the first knot
+    assert cal(-3.0) == 0.0
+    assert cal(140.0) == pytest.approx(150.0)  # one for one above the last knot
+    values = [cal(t) for t in np.linspace(0, 100, 201)]
+    assert np.all(np.diff(values) >= 0)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"x": (2.0, 1.0, 40.0)},  # not increasing
+        {"y": (2.0, 1.0, 50.0)},  # not monotone
+        {"x": (0.0, 10.0, 40.0)},  # must start above zero
+        {"y": (2.0, 10.0)},  # lengths differ
+        {"x": (2.0, float("nan"), 40.0)},
+    ],
+)
+def test_count_calibration_rejects_malformed_knots(kw):
+    with pytest.raises(ValueError):
+        _calibration(**kw)
+
+
+def test_count_calibration_round_trips_and_rejects_other_files(tmp_path):
+    cal = _calibration()
+    path = tmp_path / "cal.json"
+    cal.write(path, about="test")
+    assert cn.CountCalibration.read(path) == cal
+    for text in ("not json", '{"total": [1, 2]}', '{"total": 3, "count": 4, "networks": []}'):
+        path.write_text(text)
+        with pytest.raises(ValueError):
+            cn.CountCalibration.read(path)
+
+
+def test_a_calibration_fitted_for_other_networks_is_refused():
+    paths = cn.model_paths()
+    with pytest.raises(ValueError, match="fitted for"):
+        cn.CloseupNet(paths, calibration=_calibration())
+
+
+def test_shipped_calibration_belongs_to_the_shipped_networks():
+    net = cn.load_closeup_net()
+    assert net is not None and net.calibration is not None
+    assert net.calibration.networks == tuple(p.name for p in cn.model_paths())
+    # It lifts the crowded range, which the networks count low, and otherwise stays near the
+    # total (measured: -4.3 at a total of 25 to +11.7 at 40.7; one for one beyond 58).
+    assert net.count(45.0) >= 50.0
+    for total in np.linspace(0.0, 100.0, 201):
+        assert -6.0 <= net.count(total) - total <= 15.0, total
 
 
 def test_shipped_network_loads_and_runs_on_any_photo_size():
@@ -132,3 +199,19 @@ def test_count_does_not_depend_on_the_photo_resolution():
         big = cv2.resize(rgb, None, fx=2.0, fy=2.0, interpolation=cv2.INTER_CUBIC)
         # Measured: at most one lesion apart.
         assert abs(len(detect_lesions(big)) - base) <= max(2, 0.1 * base)
+
+
+def test_calibration_fit_follows_the_data_and_rises_one_for_one_where_it_is_sparse():
+    fit = load_script("benchmarks/fit_closeup_calibration.py").fit
+    rng = np.random.default_rng(7)
+    counts = rng.integers(0, 70, 600).astype(float)
+    # Like the networks: about right up to 30 lesions, then a quarter short.
+    totals = np.where(counts < 30, counts, 30 + 0.75 * (counts - 30)) + rng.normal(0, 1.5, 600)
+    cal = fit(totals, counts, ("a.onnx",))
+    assert cal.networks == ("a.onnx",)
+    assert cal(10.0) == pytest.approx(10.0, abs=1.5)
+    assert cal(45.0) == pytest.approx(50.0, abs=2.5)  # 45 is 30 + 0.75 * 20
+    # Past the 20th-highest total the fit does not go flat: one for one.
+    top = np.sort(totals)[-20]
+    assert cal.x[-1] == pytest.approx(top)
+    assert cal(top + 30.0) - cal(top) == pytest.approx(30.0)

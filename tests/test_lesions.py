@@ -170,10 +170,11 @@ def test_close_ups_are_read_by_the_density_network_and_faces_by_the_trees():
 
     img, _ = synthetic_scene(5, size=320, n=8)
     skin = all_skin(img)
-    output, prepared = closeup_net.load_closeup_net().run(img)
+    net = closeup_net.load_closeup_net()
+    output, prepared = net.run(img)
     peaks = closeup_net.density_peaks(output, prepared)
     found = detect_lesions(img, skin_mask=skin)
-    assert len(found) == round(peaks.expected_count)
+    assert len(found) == round(net.count(peaks.expected_count))
     assert [les.x for les in found] == pytest.approx(peaks.x[: len(found)].tolist())
     # An explicit threshold keeps every peak with at least that much mass.
     strong = detect_lesions(img, skin_mask=skin, min_confidence=0.5)
@@ -331,16 +332,17 @@ def dev_accuracy():
 
 
 def test_dev_count_rank_agreement(dev_accuracy):
-    # Target 0.75 (human-rater level); 0.936 measured with the density networks.
+    # Target 0.75 (human-rater level); 0.931 measured with the density networks.
     assert dev_accuracy.count_spearman >= 0.88
 
 
 def test_dev_count_error(dev_accuracy):
-    # Target 4 per photo: 5.7 measured, still above it, nearly all on the most severe photos
-    # (50-63 boxes each), which are counted low. Guard the level reached.
-    assert dev_accuracy.count_mae <= 6.3
+    # Target 4 per photo: 5.3 measured (5.7 before the count calibration), still above it,
+    # nearly all on the most severe photos (50-63 boxes each), which are counted low. Guard the
+    # level reached.
+    assert dev_accuracy.count_mae <= 5.8
 
 
 def test_dev_f1(dev_accuracy):
-    # Target 0.55: 0.633 measured.
+    # Target 0.55: 0.639 measured.
     assert dev_accuracy.f1 >= 0.58

@@ -1,0 +1,136 @@
+"""Fit the close-up count calibration, shipped as ``monitor/models/closeup_count_calibration.json``.
+
+The density networks count photos with many crowded lesions low: on the ACNE04 training photos
+a density total between 35 and 50 goes with a median of 53 annotated lesions, and the most
+severe photos are counted about 20 % low. This script runs the shipped networks over the
+training photos exactly as the detector does (all four mirror images, no skin mask) and fits
+an isotonic (monotone) regression of the annotated count on the density total
+(scikit-learn's ``IsotonicRegression``). The detector then lists that many of the map's
+strongest peaks (:class:`monitor.closeup_net.CountCalibration`).
+
+It reads the training photos only (``../shared/data/acne04-train``) and fits on the same
+training part the networks were trained on; the held-out seventh (``held_out_split``) is kept
+to judge the calibration, and the dev split (``benchmarks/closeup_accuracy.py``) is not read.
+
+    .venv/bin/python benchmarks/fit_closeup_calibration.py [--data DIR] [--out FILE]
+
+Takes about three minutes on two cores. Refit whenever the shipped networks change: the
+detector refuses a calibration fitted for other network files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from sklearn.isotonic import IsotonicRegression
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from closeup_accuracy import held_out_split, load_voc_boxes, photo_pairs, score  # noqa: E402
+
+from monitor import closeup_net as cn  # noqa: E402
+from monitor.lesions import skin_mask_by_colour  # noqa: E402
+
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "acne04-train"
+SPLIT_SEED = 20261124  # the same held-out photos as benchmarks/train_closeup_net.py
+
+
+#: Above the density total of the this-many-th highest photo, the photos are too few to fit
+#: a curve and the calibration rises one for one (on the training photos a total of 60 or more
+#: is neither under- nor over-counted; left to itself the isotonic fit would go flat there and
+#: cap every count near the largest annotated ones).
+SPARSE_TAIL = 20
+
+
+def fit(totals: np.ndarray, counts: np.ndarray, networks: tuple[str, ...]) -> cn.CountCalibration:
+    """Isotonic regression of ``counts`` on ``totals``, as knots of a CountCalibration."""
+    totals = np.maximum(np.asarray(totals, float), 1e-3)
+    iso = IsotonicRegression(increasing=True, y_min=0.0, out_of_bounds="clip")
+    iso.fit(totals, counts)
+    x = np.asarray(iso.X_thresholds_, float)
+    y = np.asarray(iso.y_thresholds_, float)
+    top = np.sort(totals)[-min(SPARSE_TAIL, totals.size)]
+    inside = x < top
+    x = np.append(x[inside], top)
+    y = np.append(y[inside], float(iso.predict([top])[0]))
+    keep = np.concatenate([np.diff(x) > 1e-3, [True]])  # knots closer than the JSON rounding
+    return cn.CountCalibration(tuple(x[keep]), tuple(y[keep]), networks)
+
+
+def _read(net: cn.CloseupNet, pairs, *, skin: bool):
+    """Density total, annotated boxes and (with ``skin``) the peaks and skin mask per photo."""
+    rows = []
+    for i, (img_path, xml_path) in enumerate(pairs):
+        rgb = np.asarray(Image.open(img_path).convert("RGB"))
+        out, prep = net.run(rgb)
+        peaks = cn.density_peaks(out, prep)
+        mask = skin_mask_by_colour(rgb) if skin else None
+        rows.append((peaks, load_voc_boxes(xml_path), mask))
+        if (i + 1) % 100 == 0:
+            print(f"  {i + 1} / {len(pairs)} photos", flush=True)
+    return rows
+
+
+def _listed(rows, count) -> list[np.ndarray]:
+    """Detection centres as the detector lists them: ``count(total)`` strongest, on the skin."""
+    from monitor.lesions import _centred_inside
+
+    found = []
+    for peaks, _, mask in rows:
+        top = peaks.strongest(round(count(peaks.expected_count)))
+        inside = _centred_inside(top.x, top.y, mask, None)
+        found.append(np.stack([top.x[inside], top.y[inside]], 1))
+    return found
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("--out", type=Path, default=cn._MODEL_DIR / cn.CALIBRATION_FILE)
+    args = ap.parse_args()
+    pairs = photo_pairs(args.data)
+    if not pairs:
+        print(f"no annotated photos in {args.data}", file=sys.stderr)
+        return 1
+    paths = cn.model_paths()
+    if not paths:
+        print("no close-up networks in monitor/models", file=sys.stderr)
+        return 1
+    net = cn.CloseupNet(paths)  # uncalibrated
+    train_pairs, held_pairs = held_out_split(pairs, SPLIT_SEED)
+    print(f"reading {len(train_pairs)} training photos")
+    train = _read(net, train_pairs, skin=False)
+    totals = np.array([peaks.expected_count for peaks, _, _ in train])
+    counts = np.array([boxes.shape[0] for _, boxes, _ in train], float)
+    calibration = fit(totals, counts, tuple(p.name for p in paths))
+
+    print(f"reading {len(held_pairs)} held-out photos")
+    held = _read(net, held_pairs, skin=True)
+    boxes = [b for _, b, _ in held]
+    before = score(_listed(held, lambda t: t), boxes)
+    after = score(_listed(held, calibration), boxes)
+    for label, acc in (("total as count", before), ("calibrated", after)):
+        print(
+            f"held-out, {label:14s}: count error {acc.count_mae:.2f}  "
+            f"Spearman {acc.count_spearman:.3f}  F1 {acc.f1:.3f}"
+        )
+    calibration.write(
+        args.out,
+        about="Isotonic regression of the annotated lesion count on the density networks' "
+        "total, fitted by benchmarks/fit_closeup_calibration.py",
+        photos=len(train_pairs),
+        held_out_count_error={"uncalibrated": round(before.count_mae, 3),
+                              "calibrated": round(after.count_mae, 3)},
+    )
+    print(f"wrote {args.out} ({len(calibration.x)} knots)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
