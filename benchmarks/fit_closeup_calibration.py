@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from closeup_accuracy import held_out_split, load_voc_boxes, photo_pairs, score  # noqa: E402
 
 from monitor import closeup_net as cn  # noqa: E402
-from monitor.lesions import skin_mask_by_colour  # noqa: E402
+from monitor.lesions import _closeup_peaks, skin_mask_by_colour  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "acne04-train"
 SPLIT_SEED = 20261124  # the same held-out photos as benchmarks/train_closeup_net.py
@@ -64,28 +64,24 @@ def fit(totals: np.ndarray, counts: np.ndarray, networks: tuple[str, ...]) -> cn
 
 
 def _read(net: cn.CloseupNet, pairs, *, skin: bool):
-    """Density total, annotated boxes and (with ``skin``) the peaks and skin mask per photo."""
+    """The network's output, the prepared input, the boxes and (``skin``) the skin mask."""
     rows = []
     for i, (img_path, xml_path) in enumerate(pairs):
         rgb = np.asarray(Image.open(img_path).convert("RGB"))
         out, prep = net.run(rgb)
-        peaks = cn.density_peaks(out, prep)
         mask = skin_mask_by_colour(rgb) if skin else None
-        rows.append((peaks, load_voc_boxes(xml_path), mask))
+        rows.append((out, prep, load_voc_boxes(xml_path), mask))
         if (i + 1) % 100 == 0:
             print(f"  {i + 1} / {len(pairs)} photos", flush=True)
     return rows
 
 
-def _listed(rows, count) -> list[np.ndarray]:
-    """Detection centres as the detector lists them: ``count(total)`` strongest, on the skin."""
-    from monitor.lesions import _centred_inside
-
+def _listed(net: cn.CloseupNet, rows) -> list[np.ndarray]:
+    """Detection centres as the detector lists them with ``net``'s count."""
     found = []
-    for peaks, _, mask in rows:
-        top = peaks.strongest(round(count(peaks.expected_count)))
-        inside = _centred_inside(top.x, top.y, mask, None)
-        found.append(np.stack([top.x[inside], top.y[inside]], 1))
+    for out, prep, _, mask in rows:
+        peaks, inside = _closeup_peaks(net, out, prep, mask, None, None)
+        found.append(np.stack([peaks.x[inside], peaks.y[inside]], 1))
     return found
 
 
@@ -106,15 +102,16 @@ def main() -> int:
     train_pairs, held_pairs = held_out_split(pairs, SPLIT_SEED)
     print(f"reading {len(train_pairs)} training photos")
     train = _read(net, train_pairs, skin=False)
-    totals = np.array([peaks.expected_count for peaks, _, _ in train])
-    counts = np.array([boxes.shape[0] for _, boxes, _ in train], float)
+    totals = np.array([cn.density_peaks(out, prep).expected_count for out, prep, _, _ in train])
+    counts = np.array([boxes.shape[0] for _, _, boxes, _ in train], float)
     calibration = fit(totals, counts, tuple(p.name for p in paths))
+    calibrated = cn.CloseupNet(paths, calibration=calibration)
 
     print(f"reading {len(held_pairs)} held-out photos")
     held = _read(net, held_pairs, skin=True)
-    boxes = [b for _, b, _ in held]
-    before = score(_listed(held, lambda t: t), boxes)
-    after = score(_listed(held, calibration), boxes)
+    boxes = [b for _, _, b, _ in held]
+    before = score(_listed(net, held), boxes)
+    after = score(_listed(calibrated, held), boxes)
     for label, acc in (("total as count", before), ("calibrated", after)):
         print(
             f"held-out, {label:14s}: count error {acc.count_mae:.2f}  "

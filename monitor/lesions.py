@@ -55,7 +55,13 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from monitor.closeup_net import CloseupNet, density_peaks, load_closeup_net
+from monitor.closeup_net import (
+    CloseupNet,
+    DensityPeaks,
+    PreparedInput,
+    density_peaks,
+    load_closeup_net,
+)
 
 __all__ = ["Lesion", "closeup_px_per_mm", "detect_lesions", "skin_mask_by_colour"]
 
@@ -925,6 +931,26 @@ def _select(
     )
 
 
+def _closeup_peaks(
+    net: CloseupNet,
+    output: np.ndarray,
+    prepared: PreparedInput,
+    skin: np.ndarray,
+    exclude: np.ndarray | None,
+    min_confidence: float | None,
+) -> tuple[DensityPeaks, np.ndarray]:
+    """The peaks of ``net``'s map that may be lesions, and which of them lie on the skin.
+
+    See :func:`_closeup_lesions` for which peaks; the mask is over the peaks returned.
+    """
+    if min_confidence is None:
+        peaks = density_peaks(output, prepared)
+        peaks = peaks.strongest(round(net.count(peaks.expected_count)))
+    else:
+        peaks = density_peaks(output, prepared, min_mass=float(min_confidence))
+    return peaks, _centred_inside(peaks.x, peaks.y, skin, exclude)
+
+
 def _closeup_lesions(
     net: CloseupNet,
     rgb: np.ndarray,
@@ -940,13 +966,8 @@ def _closeup_lesions(
     that. The confidence of a lesion is the density mass around its peak (capped at 1).
     """
     output, prepared = net.run(rgb)
-    if min_confidence is None:
-        peaks = density_peaks(output, prepared)
-        peaks = peaks.strongest(round(net.count(peaks.expected_count)))
-    else:
-        peaks = density_peaks(output, prepared, min_mass=float(min_confidence))
+    peaks, inside = _closeup_peaks(net, output, prepared, skin, exclude, min_confidence)
     h, w = skin.shape
-    inside = _centred_inside(peaks.x, peaks.y, skin, exclude)
     found = []
     for i in np.nonzero(inside)[0]:
         x = float(np.clip(peaks.x[i], 0.0, w - 1.0))
