@@ -3,10 +3,12 @@
 The density networks count photos with many crowded lesions low: on the ACNE04 training photos
 a density total between 35 and 50 goes with a median of 53 annotated lesions, and photos
 with 50 or more lesions are counted 10 % (training photos) to 14 % (held-out photos) low.
-This script runs the shipped networks over the training photos exactly as the detector does
-(all four mirror images, no skin mask) and fits an isotonic (monotone) regression of the
-annotated count on the density total (scikit-learn's ``IsotonicRegression``). The detector
-then lists that many of the map's strongest peaks (:class:`monitor.closeup_net.CountCalibration`).
+This script runs the shipped networks over the training photos as the detector does (all four
+mirror images, no skin mask), but at the short side the networks were trained at, not at the
+detector's larger one for photos as taken (``monitor.closeup_net.RUN_ZOOM``), and fits an
+isotonic (monotone) regression of the annotated count on the density total (scikit-learn's
+``IsotonicRegression``). The detector then lists that many of the map's strongest peaks
+(:class:`monitor.closeup_net.CountCalibration`).
 
 It reads the training photos only (``../shared/data/acne04-train``) and fits on the same
 training part the networks were trained on; the held-out seventh (``held_out_split``) is kept
@@ -98,14 +100,17 @@ def main() -> int:
     if not paths:
         print("no close-up networks in monitor/models", file=sys.stderr)
         return 1
-    net = cn.CloseupNet(paths)  # uncalibrated
+    # Uncalibrated, and at the side the networks were trained at (these are training versions,
+    # not photos as taken: monitor.closeup_net.RUN_ZOOM).
+    side = cn.INPUT_SHORT_SIDE
+    net = cn.CloseupNet(paths, short_side=side)
     train_pairs, held_pairs = held_out_split(pairs, SPLIT_SEED)
     print(f"reading {len(train_pairs)} training photos")
     train = _read(net, train_pairs, skin=False)
     totals = np.array([cn.density_peaks(out, prep).expected_count for out, prep, _, _ in train])
     counts = np.array([boxes.shape[0] for _, _, boxes, _ in train], float)
     calibration = fit(totals, counts, tuple(p.name for p in paths))
-    calibrated = cn.CloseupNet(paths, calibration=calibration)
+    calibrated = cn.CloseupNet(paths, calibration=calibration, short_side=side)
 
     print(f"reading {len(held_pairs)} held-out photos")
     held = _read(net, held_pairs, skin=True)

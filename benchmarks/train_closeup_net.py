@@ -31,7 +31,9 @@ the detector averages both. After changing the networks, refit their count calib
 ``benchmarks/fit_closeup_calibration.py`` (the detector refuses one fitted for other files).
 ``--input-side`` and ``--scale-centre`` change the input size and the window scales (a network
 trained with ``--input-side 384 --scale-centre 0.89``, to meet the dev photos' smaller lesions,
-did no better: held-out count error 4.31, dev 5.73 against 4.25 and 5.67 for the shipped pair).
+did no better: held-out count error 4.31, dev 5.73 against 4.25 and 5.67 for the shipped pair,
+both read at 320 px). The held-out photos are training versions and are read at the training side;
+the detector reads photos as taken larger (``monitor.closeup_net.RUN_ZOOM``).
 Seeded, but PyTorch's CPU kernels do not promise the
 same order of floating-point sums on every machine, so a retrained file may differ slightly.
 """

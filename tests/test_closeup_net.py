@@ -150,6 +150,31 @@ def test_shipped_calibration_belongs_to_the_shipped_networks():
         assert -6.0 <= net.count(total) - total <= 15.0, total
 
 
+def test_photos_are_read_larger_than_the_training_versions():
+    assert cn.RUN_SHORT_SIDE == round(cn.INPUT_SHORT_SIDE * cn.RUN_ZOOM) == 380
+    net = cn.load_closeup_net()
+    assert net is not None and net.short_side == cn.RUN_SHORT_SIDE
+    _, prep = net.run(np.full((640, 480, 3), 180, np.uint8))
+    assert prep.scale == pytest.approx(380 / 480)
+
+
+def test_run_zoom_is_the_ratio_of_annotated_lesion_sizes():
+    # The training versions' boxes against the unaugmented dev photos' boxes (median sides).
+    train_dir = DEV_DIR.parent / "acne04-train"
+    if not train_dir.is_dir() or not DEV_DIR.is_dir():
+        pytest.skip("annotated close-ups not found beside the repository")
+    accuracy = load_script("benchmarks/closeup_accuracy.py")
+
+    def median_side(folder: Path) -> float:
+        pairs = accuracy.photo_pairs(folder)
+        boxes = np.concatenate([accuracy.load_voc_boxes(xml) for _, xml in pairs])
+        sides = np.sqrt((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
+        return float(np.median(sides))
+
+    ratio = median_side(train_dir) / median_side(DEV_DIR)
+    assert ratio == pytest.approx(cn.RUN_ZOOM, abs=0.01)
+
+
 def test_shipped_network_loads_and_runs_on_any_photo_size():
     net = cn.load_closeup_net()
     assert net is not None, "monitor/models/closeup_density_*.onnx is missing"
