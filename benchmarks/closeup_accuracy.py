@@ -61,6 +61,11 @@ def load_voc_boxes(xml_path: Path) -> np.ndarray:
     return np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
 
 
+def box_sides(boxes: np.ndarray) -> np.ndarray:
+    """Side of the square of the same area as each (x0, y0, x1, y1) box, in pixels."""
+    return np.sqrt(np.abs((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])))
+
+
 def count_matches(points: np.ndarray, boxes: np.ndarray) -> int:
     """Largest number of (detection, box) pairs with the detection's centre inside the box.
 

@@ -57,6 +57,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from closeup_accuracy import (  # noqa: E402
     CloseupAccuracy,
+    box_sides,
     held_out_split,
     load_voc_boxes,
     photo_pairs,
@@ -127,7 +128,7 @@ def load_photos(pairs, *, short_side: int, keep_original: bool = False):
         boxes = load_voc_boxes(xml_path)
         cx = 0.5 * (boxes[:, 0] + boxes[:, 2]) * s - 0.5
         cy = 0.5 * (boxes[:, 1] + boxes[:, 3]) * s - 0.5
-        side = np.sqrt(np.abs((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))) * s
+        side = box_sides(boxes) * s
         photos.append(
             {
                 "image": small,

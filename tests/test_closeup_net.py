@@ -168,8 +168,7 @@ def test_run_zoom_is_the_ratio_of_annotated_lesion_sizes():
     def median_side(folder: Path) -> float:
         pairs = accuracy.photo_pairs(folder)
         boxes = np.concatenate([accuracy.load_voc_boxes(xml) for _, xml in pairs])
-        sides = np.sqrt((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
-        return float(np.median(sides))
+        return float(np.median(accuracy.box_sides(boxes)))
 
     ratio = median_side(train_dir) / median_side(DEV_DIR)
     assert ratio == pytest.approx(cn.RUN_ZOOM, abs=0.01)
