@@ -104,6 +104,12 @@ def photo_pairs(data_dir: Path) -> list[tuple[Path, Path]]:
     return pairs
 
 
+def severity_grade(path: Path) -> int:
+    """The ACNE04 severity grade a file name begins with (``levle0`` ... ``levle3``); -1 if none."""
+    name = Path(path).name
+    return int(name[5]) if name.startswith("levle") and name[5:6].isdigit() else -1
+
+
 def held_out_split(
     pairs: Sequence[tuple[Path, Path]], seed: int
 ) -> tuple[list[tuple[Path, Path]], list[tuple[Path, Path]]]:

@@ -4,11 +4,12 @@ The density networks count photos with many crowded lesions low: on the ACNE04 t
 a density total between 35 and 50 goes with a median of 53 annotated lesions, and photos
 with 50 or more lesions are counted 10 % (training photos) to 14 % (held-out photos) low.
 This script runs the shipped networks over the training photos as the detector does (all four
-mirror images, no skin mask), but at the short side the networks were trained at, not at the
-detector's larger one for photos as taken (``monitor.closeup_net.RUN_ZOOM``), and fits an
-isotonic (monotone) regression of the annotated count on the density total (scikit-learn's
-``IsotonicRegression``). The detector then lists that many of the map's strongest peaks
-(:class:`monitor.closeup_net.CountCalibration`).
+mirror images, the density mass on the skin mask only), but at the short side the networks
+were trained at, not at the detector's larger one for photos as taken
+(``monitor.closeup_net.RUN_ZOOM``), and fits a monotone regression of the annotated count on
+that mass (:func:`fit`: the median count, each severity grade weighing the same; built on
+scikit-learn's ``IsotonicRegression``). The detector then lists that many of the map's
+strongest peaks on the skin (:class:`monitor.closeup_net.CountCalibration`).
 
 It reads the training photos only (``../shared/data/acne04-train``) and fits on the same
 training part the networks were trained on; the held-out seventh (``held_out_split``) is kept
@@ -34,7 +35,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from closeup_accuracy import held_out_split, load_voc_boxes, photo_pairs, score  # noqa: E402
+from closeup_accuracy import (  # noqa: E402
+    held_out_split,
+    load_voc_boxes,
+    photo_pairs,
+    score,
+    severity_grade,
+)
 
 from monitor import closeup_net as cn  # noqa: E402
 from monitor.lesions import _closeup_peaks, skin_mask_by_colour  # noqa: E402
@@ -50,29 +57,62 @@ SPLIT_SEED = 20261124  # the same held-out photos as benchmarks/train_closeup_ne
 SPARSE_TAIL = 20
 
 
-def fit(totals: np.ndarray, counts: np.ndarray, networks: tuple[str, ...]) -> cn.CountCalibration:
-    """Isotonic regression of ``counts`` on ``totals``, as knots of a CountCalibration."""
+def fit(
+    totals: np.ndarray,
+    counts: np.ndarray,
+    networks: tuple[str, ...],
+    grades: np.ndarray | None = None,
+) -> cn.CountCalibration:
+    """Isotonic median regression of ``counts`` on ``totals``, as knots of a CountCalibration.
+
+    The median, not the mean, because the calibration is judged by the absolute count error:
+    the median of the annotated counts that go with a density total minimises it (the mean
+    is pulled by the long tails, up for mild photos, down for the capped severe ones). It is
+    found level by level: the count at a total is at least ``c`` where the isotonic
+    regression of "annotated count >= c" on the total is at least one half (Robertson, Wright
+    and Dykstra, *Order Restricted Statistical Inference*, 1988, on isotonic quantile
+    regression), which is a non-decreasing step function.
+
+    ``grades`` (optional, one per photo) weighs every grade the same in total, whatever its
+    share of the photos: the calibration should not lean towards the severity the training
+    collection holds most of (a third grade 0, a tenth grade 3).
+    """
     totals = np.maximum(np.asarray(totals, float), 1e-3)
-    iso = IsotonicRegression(increasing=True, y_min=0.0, out_of_bounds="clip")
-    iso.fit(totals, counts)
-    x = np.asarray(iso.X_thresholds_, float)
-    y = np.asarray(iso.y_thresholds_, float)
+    counts = np.asarray(counts, float)
+    if grades is None:
+        weights = np.ones_like(totals)
+    else:
+        grades = np.asarray(grades)
+        share = {g: np.mean(grades == g) for g in np.unique(grades)}
+        weights = np.array([1.0 / share[g] for g in grades])
+    order = np.argsort(totals, kind="stable")
+    x, c, wt = totals[order], counts[order], weights[order]
+    levels = np.unique(c)
+    y = np.full(x.shape, levels[0])
+    for below, level in zip(levels[:-1], levels[1:], strict=True):
+        iso = IsotonicRegression(increasing=True, out_of_bounds="clip")
+        share_at_least = iso.fit_transform(x, (c >= level).astype(float), sample_weight=wt)
+        y += (level - below) * (share_at_least >= 0.5)
     top = np.sort(totals)[-min(SPARSE_TAIL, totals.size)]
     inside = x < top
+    y_top = float(y[np.searchsorted(x, top)])
     x = np.append(x[inside], top)
-    y = np.append(y[inside], float(iso.predict([top])[0]))
-    keep = np.concatenate([np.diff(x) > 1e-3, [True]])  # knots closer than the JSON rounding
-    return cn.CountCalibration(tuple(x[keep]), tuple(y[keep]), networks)
+    y = np.append(y[inside], y_top)
+    # Knots closer than the JSON rounding, and the inner points of flat steps, add nothing.
+    keep = np.concatenate([np.diff(x) > 1e-3, [True]])
+    x, y = x[keep], y[keep]
+    flat = np.zeros(x.shape, bool)
+    flat[1:-1] = (y[1:-1] == y[:-2]) & (y[1:-1] == y[2:])
+    return cn.CountCalibration(tuple(x[~flat]), tuple(y[~flat]), networks)
 
 
-def _read(net: cn.CloseupNet, pairs, *, skin: bool):
-    """The network's output, the prepared input, the boxes and (``skin``) the skin mask."""
+def _read(net: cn.CloseupNet, pairs):
+    """The network's output, the prepared input, the boxes and the skin mask, photo by photo."""
     rows = []
     for i, (img_path, xml_path) in enumerate(pairs):
         rgb = np.asarray(Image.open(img_path).convert("RGB"))
         out, prep = net.run(rgb)
-        mask = skin_mask_by_colour(rgb) if skin else None
-        rows.append((out, prep, load_voc_boxes(xml_path), mask))
+        rows.append((out, prep, load_voc_boxes(xml_path), skin_mask_by_colour(rgb)))
         if (i + 1) % 100 == 0:
             print(f"  {i + 1} / {len(pairs)} photos", flush=True)
     return rows
@@ -106,14 +146,19 @@ def main() -> int:
     net = cn.CloseupNet(paths, short_side=side)
     train_pairs, held_pairs = held_out_split(pairs, SPLIT_SEED)
     print(f"reading {len(train_pairs)} training photos")
-    train = _read(net, train_pairs, skin=False)
-    totals = np.array([cn.density_peaks(out, prep).expected_count for out, prep, _, _ in train])
+    train = _read(net, train_pairs)
+    # The density mass on the skin, as the detector takes it.
+    totals = np.array([
+        _closeup_peaks(net, out, prep, mask, None, None)[0].expected_count
+        for out, prep, _, mask in train
+    ])
     counts = np.array([boxes.shape[0] for _, _, boxes, _ in train], float)
-    calibration = fit(totals, counts, tuple(p.name for p in paths))
+    grades = np.array([severity_grade(img) for img, _ in train_pairs])
+    calibration = fit(totals, counts, tuple(p.name for p in paths), grades)
     calibrated = cn.CloseupNet(paths, calibration=calibration, short_side=side)
 
     print(f"reading {len(held_pairs)} held-out photos")
-    held = _read(net, held_pairs, skin=True)
+    held = _read(net, held_pairs)
     boxes = [b for _, _, b, _ in held]
     before = score(_listed(net, held), boxes)
     after = score(_listed(calibrated, held), boxes)
@@ -124,8 +169,9 @@ def main() -> int:
         )
     calibration.write(
         args.out,
-        about="Isotonic regression of the annotated lesion count on the density networks' "
-        "total, fitted by benchmarks/fit_closeup_calibration.py",
+        about="Isotonic median regression of the annotated lesion count on the density "
+        "networks' mass on the skin, every severity grade weighing the same, fitted by "
+        "benchmarks/fit_closeup_calibration.py",
         photos=len(train_pairs),
         held_out_count_error={"uncalibrated": round(before.count_mae, 3),
                               "calibrated": round(after.count_mae, 3)},

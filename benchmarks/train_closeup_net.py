@@ -62,6 +62,7 @@ from closeup_accuracy import (  # noqa: E402
     load_voc_boxes,
     photo_pairs,
     score,
+    severity_grade,
 )
 
 from monitor import closeup_net as cn  # noqa: E402
@@ -111,11 +112,6 @@ class DensityNet(nn.Module):
 # Data
 
 
-def _grade(path: Path) -> int:
-    name = path.name
-    return int(name[5]) if name.startswith("levle") and name[5].isdigit() else -1
-
-
 def load_photos(pairs, *, short_side: int, keep_original: bool = False):
     """Resized photos (uint8), box centres and sides in network-input pixels, grades.
 
@@ -134,7 +130,7 @@ def load_photos(pairs, *, short_side: int, keep_original: bool = False):
                 "image": small,
                 "points": np.stack([cx, cy], 1),
                 "side": np.maximum(side, 2.0),
-                "grade": _grade(img_path),
+                "grade": severity_grade(img_path),
                 **({"rgb": rgb, "boxes": boxes} if keep_original else {}),
             }
         )

@@ -332,17 +332,18 @@ def dev_accuracy():
 
 
 def test_dev_count_rank_agreement(dev_accuracy):
-    # Target 0.75 (human-rater level); 0.939 measured with the density networks.
-    assert dev_accuracy.count_spearman >= 0.88
+    # Target 0.75 (human-rater level); 0.949 measured with the density networks.
+    assert dev_accuracy.count_spearman >= 0.90
 
 
 def test_dev_count_error(dev_accuracy):
-    # Target 4 per photo: 4.60 measured (5.33 read at the training versions' 320 px, 5.67
-    # before the count calibration), still above it, mostly on the most severe photos (50-63
-    # boxes each), which are counted low. Guard the level reached.
-    assert dev_accuracy.count_mae <= 5.0
+    # Target 4 per photo: 4.18 measured (4.60 with the mean count on the whole map's total,
+    # 5.33 read at the training versions' 320 px, 5.67 before any count calibration), still
+    # above it, mostly on the most severe photos (50-63 boxes each), which are counted low.
+    # Guard the level reached.
+    assert dev_accuracy.count_mae <= 4.5
 
 
 def test_dev_f1(dev_accuracy):
-    # Target 0.55: 0.661 measured.
+    # Target 0.55: 0.663 measured.
     assert dev_accuracy.f1 >= 0.60
