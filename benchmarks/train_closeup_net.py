@@ -26,9 +26,11 @@ See :mod:`monitor.closeup_net` for what the network computes and why.
 Needs PyTorch and onnx (``requirements-train.txt``); the app and the tests do not. Takes about
 50 minutes on two cores (70 epochs of 100 batches of 16 windows). The defaults made the shipped
 ``closeup_density_2.onnx`` (epoch 64 kept, held-out count error 4.52, F1 0.632, without mirror
-images or skin mask) and ``--seed 3`` made ``closeup_density_3.onnx`` (epoch 67, 4.25, 0.637);
-the detector averages both. After changing the networks, refit their count calibration with
-``benchmarks/fit_closeup_calibration.py`` (the detector refuses one fitted for other files).
+images or skin mask), ``--seed 3`` made ``closeup_density_3.onnx`` (epoch 67, 4.25, 0.637)
+and ``--seed 4 --epochs 60`` made ``closeup_density_4.onnx`` (epoch 59, 4.68, 0.639; about 25
+minutes); the detector averages the three. After changing the networks, refit their count
+calibration with ``benchmarks/fit_closeup_calibration.py`` (the detector refuses one fitted for
+other files).
 ``--input-side`` and ``--scale-centre`` change the input size and the window scales (a network
 trained with ``--input-side 384 --scale-centre 0.89``, to meet the dev photos' smaller lesions,
 did no better: held-out count error 4.31, dev 5.73 against 4.25 and 5.67 for the shipped pair,

@@ -285,14 +285,15 @@ class CloseupNet:
     Each network runs on the photo and on its three mirror images and the density maps are
     averaged (test-time augmentation): on the held-out training photos this raised F1 from
     0.621 to 0.637 for the first network trained (count error 4.99 to 4.96). Several networks
-    are averaged alike: two ship (seeds 2 and 3), whose average on those photos has a count
-    error of 4.25 and F1 0.641 against 4.43 and 0.638 for the first of them alone.
+    are averaged alike: three ship (seeds 2, 3 and 4). The average of the first two on those
+    photos has a count error of 4.25 and F1 0.641 against 4.43 and 0.638 for the first alone.
     :meth:`count` turns the averaged map's mass on the skin into a lesion count with the
-    shipped :class:`CountCalibration` (held-out count error 3.55; 3.89 with the mean count on
-    the whole map's total, a fit in which grade 0 weighed three times as much as grade 3).
+    shipped :class:`CountCalibration`: held-out count error 3.40 for the three networks, 3.55
+    for the first two (3.89 for those with the mean count on the whole map's total, a fit in
+    which grade 0 weighed three times as much as grade 3).
 
-    Photos are read at :data:`RUN_SHORT_SIDE` (dev count error 4.18; 4.60 with that earlier
-    calibration, 5.33 with it at 320 px);
+    Photos are read at :data:`RUN_SHORT_SIDE` (dev count error 3.90 for the three networks;
+    4.18 for the first two, 4.60 with that earlier calibration, 5.33 with it at 320 px);
     the training versions are read at :data:`INPUT_SHORT_SIDE` (``short_side``) when the
     networks are trained, checked or calibrated.
     """

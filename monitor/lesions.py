@@ -38,7 +38,7 @@ A close-up (``px_per_mm`` not given) is read differently: a small convolutional 
 lesion density map whose sum, calibrated to annotators' counts, is the number of lesions and
 whose strongest peaks are their positions; steps 1-4 are skipped, step 5 still names the kind.
 On real close-ups the candidates above could not count severe acne, where dozens of lesions
-crowd together (count error about 8 per photo on the ACNE04 dev split against 4.2 for the
+crowd together (count error about 8 per photo on the ACNE04 dev split against 3.9 for the
 networks). The network was trained
 on close-ups only, so faces keep the candidate path, whose rule scores also accept a clear spot
 on even skin whatever the training photos looked like.
