@@ -71,17 +71,17 @@ def _view(_store: Store, user: User, patient_id: int, revision: tuple) -> Course
 
 @st.cache_data(max_entries=256, show_spinner=False)
 def aligned(_store: Store, user: User, patient_id: int, photo_id: int, to_reference: tuple,
-            ref_photo_id: int, ref_sha: str, treatment_date):
+            ref_photo_id: int, ref_sha: str):
     """The photo warped onto the reference photo's face (cached per photo and reference)."""
     v_ref = next(p for p in _store.photos(user, patient_id) if p.id == ref_photo_id)
-    reference = reference_for(_store, user, v_ref, treatment_date)
+    reference = reference_for(_store, user, v_ref)
     return aligned_photo(_store.photo_bytes(user, photo_id), [list(r) for r in to_reference],
                          reference)
 
 
 def reference(store: Store, user: User, v: CourseView):
     ref = v.reference_photo
-    return None if ref is None else reference_for(store, user, ref, v.patient.treatment_date)
+    return None if ref is None else reference_for(store, user, ref)
 
 
 def aligned_of(store: Store, user: User, v: CourseView, entry: dict):
@@ -89,8 +89,7 @@ def aligned_of(store: Store, user: User, v: CourseView, entry: dict):
     if ref is None or entry.get("to_reference") is None:
         return None
     return aligned(store, user, v.patient.id, entry["photo_id"],
-                   tuple(tuple(r) for r in entry["to_reference"]), ref.id, ref.sha256,
-                   v.patient.treatment_date)
+                   tuple(tuple(r) for r in entry["to_reference"]), ref.id, ref.sha256)
 
 
 def status_box(trend: dict) -> None:

@@ -79,22 +79,16 @@ _REFERENCES_LOCK = threading.Lock()
 _REFERENCES_MAX = 8
 
 
-def _is_baseline(captured_at: datetime | None, treatment_date: date | None) -> bool:
-    return treatment_date is None or captured_at is None or captured_at.date() <= treatment_date
-
-
-def reference_for(store: Store, actor: User, photo: PhotoInfo,
-                  treatment_date: date | None) -> Reference:
+def reference_for(store: Store, actor: User, photo: PhotoInfo) -> Reference:
     """The prepared reference of a stored photo (cached by content hash)."""
-    baseline = _is_baseline(photo.captured_at, treatment_date)
-    key = (photo.sha256, photo.captured_at, baseline)
+    key = (photo.sha256, photo.captured_at)
     with _REFERENCES_LOCK:
         if key in _REFERENCES:
             _REFERENCES.move_to_end(key)
             return _REFERENCES[key]
     data = store.photo_bytes(actor, photo.id)
     result = analyse_photo(data, name=photo.file_name, captured_at=photo.captured_at)
-    reference = make_reference(result, is_baseline=baseline)
+    reference = make_reference(result)
     with _REFERENCES_LOCK:
         _REFERENCES[key] = reference
         while len(_REFERENCES) > _REFERENCES_MAX:
@@ -127,8 +121,7 @@ def check_in_photo(store: Store, actor: User, patient_id: int, data: bytes, *,
     patient = store.patient(actor, patient_id)
     photos = store.photos(actor, patient_id)
     ref_photo = _reference_photo(photos)
-    reference = None if ref_photo is None else reference_for(store, actor, ref_photo,
-                                                             patient.treatment_date)
+    reference = None if ref_photo is None else reference_for(store, actor, ref_photo)
     result = analyse_photo(data, name=file_name, reference=reference)
     if result.status != "ok":
         return CheckInOutcome(stored=False, duplicate=False,
@@ -165,11 +158,9 @@ def reanalyse_patient(store: Store, actor: User, patient_id: int, *,
         result = analyse_photo(data, name=photo.file_name, captured_at=photo.captured_at,
                                reference=reference)
         if reference is None and result.status == "ok":
-            reference = make_reference(result, is_baseline=_is_baseline(
-                result.captured_at, patient.treatment_date))
+            reference = make_reference(result)
             with _REFERENCES_LOCK:
-                _REFERENCES[(photo.sha256, photo.captured_at,
-                             _is_baseline(photo.captured_at, patient.treatment_date))] = reference
+                _REFERENCES[(photo.sha256, photo.captured_at)] = reference
             result, ref_id = reference.result, photo.id
         store.save_analysis(actor, photo.id, result.to_json(treatment_date=patient.treatment_date),
                             engine_version=ENGINE_VERSION, reference_photo_id=ref_id)

@@ -329,9 +329,15 @@ class CloseupNet:
         self._lock = threading.Lock()
         self.short_side = int(short_side)
 
-    def run(self, rgb: np.ndarray) -> tuple[np.ndarray, PreparedInput]:
-        """Return the mean raw (2, h, w) output for an RGB uint8 photo and the prepared input."""
-        prepared = prepare_input(rgb, self.short_side)
+    def run(
+        self, rgb: np.ndarray, *, short_side: int | None = None
+    ) -> tuple[np.ndarray, PreparedInput]:
+        """Return the mean raw (2, h, w) output for an RGB uint8 photo and the prepared input.
+
+        ``short_side`` reads the photo at that short side instead of :attr:`short_side` (the
+        whole-face reader sets it from the face's physical scale).
+        """
+        prepared = prepare_input(rgb, self.short_side if short_side is None else short_side)
         total: np.ndarray | None = None
         with self._lock:
             for net in self._nets:

@@ -1629,6 +1629,11 @@ def assess_course(
     )
 
 
+#: From this many spots on the whole face (ten on one half: moderate acne on the Hayashi
+#: scale) a course is never called settled or resolved.
+_NEVER_SETTLED_COUNT = 20
+
+
 def _judge(
     lesions: _Measure | None,
     redness: _Measure | None,
@@ -1679,6 +1684,16 @@ def _judge(
         "resolved" if settled and usable_days[-1] > expected.peak_window_end
         else "resolving_as_expected"
     )
+    # Many spots are never "settled", whatever the course: a face that had dozens of spots
+    # before treatment (or whose rise the photos missed) still needs its dermatologist.
+    if status == "resolved" and lesions is not None and lesions.level >= _NEVER_SETTLED_COUNT:
+        grade = Severity.from_whole_face(lesions.level, day=lesions.latest_day).grade
+        reason = (f"There are still {_spots(lesions.level)} on the latest photos ({grade} "
+                  "acne on the Hayashi scale).")
+        if grade in ("severe", "very severe"):
+            return "slower_than_expected", [reason + " Acne this severe is worth showing "
+                                            "your dermatologist."], []
+        return "slower_than_expected", [], [reason]
     notes = []
     if lesions is not None and lesions.significant:
         if status == "resolved":

@@ -15,32 +15,72 @@ iteration of ``D``), so ground-truth correspondences between any two photos are 
 
 Light. White balance gains (red up, blue down or the reverse) and an exposure gain are applied
 in linear light, then sensor noise and JPEG-like 8-bit quantisation.
+
+Faces (``make_course(face=...)``, see :data:`FACES`). Every face is a real photo that ships
+inside an installed package, so nothing is downloaded:
+
+- ``"astronaut"`` (the default): scikit-image's ``astronaut.png`` (Eileen Collins, NASA, public
+  domain).
+- ``"hopper"``: Matplotlib's sample ``grace_hopper.jpg`` (Grace Hopper, official U.S. Navy
+  portrait, public domain; added to Matplotlib in its pull request 1599 as a public-domain
+  image): an older face with glasses and wrinkles. Matplotlib is installed as a dependency
+  of MediaPipe.
+- ``"astronaut_deep"``, ``"hopper_deep"``: the same portraits with a brown skin tone made by
+  adding epidermal melanin in linear light (each channel's reflectance times
+  ``exp(-d * mu_c)``, melanin absorbing blue most and red least), on the skin only.
+
+Lesions (``make_course(lesion_style=...)``, see :data:`LESION_STYLES`). ``"painted"`` (the
+default) paints red Gaussian discs, with a pale head for pustules. ``"real"`` blends real
+papules and pustules cut from the ACNE04 training photos (read in place from
+:data:`ACNE04_TRAIN`, never copied; see :func:`lesion_patches`): each lesion's contrast against
+its own surrounding skin, as a ratio in linear light, multiplies the target skin under a soft
+circular alpha, so the lesion's contrast is real and the skin tone is the target face's. A ratio
+of reflectances is what an extra absorber (blood in a papule) does to any skin, which is why
+it carries over between skin tones. Their radii are drawn in millimetres (1-3 mm by default) at
+the base face's scale (63 mm between the pupils).
 """
 
 from __future__ import annotations
 
+import functools
 import io
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+import math
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from monitor.face import _LEFT_IRIS, _RIGHT_IRIS, Face, _topology, find_face
+from monitor.face import _LEFT_IRIS, _RIGHT_IRIS, INTER_OCULAR_MM, Face, _topology, find_face
 
 __all__ = [
+    "ACNE04_TRAIN",
+    "FACES",
+    "LESION_STYLES",
+    "LesionPatch",
     "PaintedLesion",
     "SyntheticPhoto",
     "SyntheticCourse",
     "PoseRange",
     "base_face",
+    "lesion_patches",
     "make_course",
     "write_course",
 ]
 
-_BASE_SIZE = 1100  # the base image is the astronaut's head, upscaled to a ~400 px wide face
+#: Faces a course can be made on (:func:`base_face`); the first is the default.
+FACES = ("astronaut", "hopper", "astronaut_deep", "hopper_deep")
+
+#: How lesions are drawn: painted discs (the default) or real lesions from ACNE04 photos.
+LESION_STYLES = ("painted", "real")
+
+#: The annotated ACNE04 training photos real lesions are cut from, read in place.
+ACNE04_TRAIN = Path(__file__).resolve().parents[2] / "shared" / "data" / "acne04-train"
+
+_BASE_SIZE = 1100  # the base image is the portrait's head, upscaled to a ~400 px wide face
 _CROP = (0, 256, 97, 353)  # rows, cols of the 512x512 portrait around the face
 
 
@@ -55,6 +95,7 @@ class PaintedLesion:
     first_day: int
     last_day: int
     id: int = 0
+    source: str = ""  # real lesions: "{ACNE04 photo}#{box index}" it was cut from
 
     def visible_on(self, day: int) -> bool:
         return self.first_day <= day <= self.last_day
@@ -110,7 +151,7 @@ class SyntheticPhoto:
         scale = float(np.sqrt(abs(np.linalg.det(self.homography[:2, :2]))))
         return [
             {"x": float(cx), "y": float(cy), "radius": les.radius_px * scale, "kind": les.kind,
-             "id": les.id}
+             "id": les.id, **({"source": les.source} if les.source else {})}
             for les, (cx, cy) in zip(self.lesions, centres, strict=True)
         ]
 
@@ -126,6 +167,8 @@ class SyntheticCourse:
     moles: tuple[tuple[float, float, float], ...]  # (x, y, radius) brown spots, every day
     base_landmarks: np.ndarray = field(repr=False)  # (478, 2) face points on the base image
     base_inter_ocular_px: float = 0.0
+    face: str = "astronaut"  # a name in FACES
+    lesion_style: str = "painted"  # a name in LESION_STYLES
 
     def correspondence(self, day_from: int, day_to: int,
                        points: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -135,23 +178,338 @@ class SyntheticCourse:
         return by_day[day_from].to_photo(points), by_day[day_to].to_photo(points)
 
 
-def base_face() -> tuple[np.ndarray, np.ndarray, float]:
-    """The base portrait, its landmarks and inter-ocular distance (cached per process)."""
-    global _BASE
-    if _BASE is None:
-        import skimage.data
+def base_face(face: str = "astronaut") -> tuple[np.ndarray, np.ndarray, float]:
+    """The base portrait, its landmarks and inter-ocular distance (cached per process).
 
-        portrait = skimage.data.astronaut()
-        r0, r1, c0, c1 = _CROP
-        image = cv2.resize(portrait[r0:r1, c0:c1], (_BASE_SIZE, _BASE_SIZE),
+    Parameters
+    ----------
+    face : str
+        A name in :data:`FACES` (see the module's docstring for each face's source).
+
+    Returns
+    -------
+    image : ndarray of shape (1100, 1100, 3), uint8
+        The head, upscaled to a face about 400 px wide; read-only.
+    landmarks : ndarray of shape (478, 2)
+        MediaPipe Face Mesh points on ``image``.
+    inter_ocular_px : float
+        Pupil-to-pupil distance on ``image``.
+    """
+    cached = _BASES.get(face)
+    if cached is None:
+        if face not in _FACE_SOURCES:
+            raise ValueError(f"face must be one of {FACES}, got {face!r}")
+        load, (r0, r1, c0, c1), melanin = _FACE_SOURCES[face]
+        image = cv2.resize(load()[r0:r1, c0:c1], (_BASE_SIZE, _BASE_SIZE),
                            interpolation=cv2.INTER_CUBIC)
-        face = find_face(image)
+        found = find_face(image)
+        if melanin:
+            image = _add_melanin(image, found, melanin)
+            found = find_face(image)
         image.flags.writeable = False
-        _BASE = (image, face.landmarks, face.inter_ocular_px)
-    return _BASE
+        cached = (image, found.landmarks, found.inter_ocular_px)
+        _BASES[face] = cached
+    return cached
 
 
-_BASE: tuple[np.ndarray, np.ndarray, float] | None = None
+_BASES: dict[str, tuple[np.ndarray, np.ndarray, float]] = {}
+
+
+def _astronaut() -> np.ndarray:
+    import skimage.data
+
+    return skimage.data.astronaut()
+
+
+def _hopper() -> np.ndarray:
+    from matplotlib import cbook
+    from PIL import Image
+
+    with Image.open(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+# Rows and columns of the 600x512 Hopper portrait around the face: the same framing as _CROP
+# gives the astronaut (face about 0.37 of the crop's width, eyes a little above its middle).
+_HOPPER_CROP = (0, 480, 24, 504)
+
+# Melanin optical depth added to the deep-skin faces: the skin's linear reflectance of red,
+# green and blue falls to about 41 %, 31 % and 20 %, from a light to a brown skin (the
+# astronaut's cheeks go from L* 63, ITA 33 degrees, "intermediate", to L* 39, ITA -24 degrees,
+# "brown" in Chardon's classes).
+_DEEP_MELANIN = 0.9
+
+_FACE_SOURCES: dict[str, tuple[Callable[[], np.ndarray], tuple[int, int, int, int], float]] = {
+    "astronaut": (_astronaut, _CROP, 0.0),
+    "hopper": (_hopper, _HOPPER_CROP, 0.0),
+    "astronaut_deep": (_astronaut, _CROP, _DEEP_MELANIN),
+    "hopper_deep": (_hopper, _HOPPER_CROP, _DEEP_MELANIN),
+}
+
+# Melanin's absorption in the camera's red, green and blue, relative to red. Its spectrum falls
+# as lambda^-3.33 (Jacques' fit for the epidermal melanosome), which at the primaries' peaks
+# (610, 550, 465 nm) gives 1 : 1.41 : 2.47; that overstates what a broad blue channel sees and
+# turns the skin an oversaturated yellow (b* 31 at L* 40), so blue is flattened to 1.8, which
+# lands in measured brown skin (L* about 40, a* 11, b* 24).
+_MELANIN_ABSORPTION = np.array([1.0, 1.3, 1.8], np.float32)
+
+
+def _add_melanin(image: np.ndarray, face: Face, optical_depth: float) -> np.ndarray:
+    """The portrait with more epidermal melanin on its skin, in linear light; uint8 RGB.
+
+    Skin is the face's own skin (landmarks) and whatever around the head has its chromaticity
+    (neck, ears, the jaw's sides), feathered; hair, eyes, clothes and background keep theirs.
+    """
+    weight = _skin_weight(image, face)
+    lin = _srgb_to_linear(image.astype(np.float32) / 255.0)
+    lin *= np.exp(-optical_depth * weight[..., None] * _MELANIN_ABSORPTION)
+    return np.clip(np.round(_linear_to_srgb(lin) * 255.0), 0, 255).astype(np.uint8)
+
+
+def _skin_weight(image: np.ndarray, face: Face) -> np.ndarray:
+    """How much each pixel is skin, 0..1: the landmarks' skin, and skin-coloured pixels nearby."""
+    x0, y0, x1, y1 = face.box
+    ys, xs = np.mgrid[0:image.shape[0], 0:image.shape[1]].astype(np.float32)
+    # Near the head only: an ellipse around the face oval, reaching down over the neck.
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2 + 0.3 * (y1 - y0)
+    near = ((xs - cx) / (0.8 * (x1 - x0))) ** 2 + ((ys - cy) / (0.85 * (y1 - y0))) ** 2 < 1.0
+    weight = np.maximum(_skin_colour_weight(image, face) * near,
+                        face.skin_mask().astype(np.float32))
+    return cv2.GaussianBlur(weight.astype(np.float32), (0, 0), 0.04 * face.inter_ocular_px)
+
+
+def _skin_colour_weight(image: np.ndarray, face: Face) -> np.ndarray:
+    """How close each pixel is to the face's own skin chromaticity (a*, b*), 0..1."""
+    lab = cv2.cvtColor(image.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
+    seeds = cv2.erode(face.skin_mask().astype(np.uint8), np.ones((15, 15), np.uint8)) > 0
+    a, b = lab[..., 1], lab[..., 2]
+    centre = np.array([np.median(a[seeds]), np.median(b[seeds])], np.float32)
+    spread = np.array([np.median(np.abs(a[seeds] - centre[0])),
+                       np.median(np.abs(b[seeds] - centre[1]))], np.float32) * 1.4826
+    spread = np.maximum(spread, 2.0)
+    distance = np.hypot((a - centre[0]) / spread[0], (b - centre[1]) / spread[1])
+    weight = 1.0 / (1.0 + np.exp((distance - 3.0) / 0.5))
+    return weight * np.clip((lab[..., 0] - 15.0) / 10.0, 0.0, 1.0)  # not the deep shadows
+
+
+@dataclass(frozen=True, eq=False)
+class LesionPatch:
+    """A real lesion cut from an annotated photo, as its contrast against its own skin.
+
+    Parameters
+    ----------
+    log_ratio : ndarray of shape (S, S, 3), float32
+        Log of the window's linear-light RGB over the surrounding skin (a plane per channel
+        fitted on the ring 1.4-2.1 radii from the centre): 0 where it looks like the skin
+        around it. The lesion's centre is at pixel ((S - 1) / 2, (S - 1) / 2).
+    radius_px : float
+        The lesion's radius in the window's pixels (a quarter of the box's width plus height).
+    kind : str
+        ``"papule"`` or ``"pustule"``, as annotated.
+    source : str
+        ``"{photo file}#{box index}"`` it was cut from.
+    """
+
+    log_ratio: np.ndarray
+    radius_px: float
+    kind: str
+    source: str
+
+    def __post_init__(self) -> None:
+        if self.log_ratio.ndim != 3 or self.log_ratio.shape[2] != 3:
+            raise ValueError(f"log_ratio must have shape (S, S, 3), got {self.log_ratio.shape}")
+        if self.kind not in {"papule", "pustule"}:
+            raise ValueError(f"kind must be 'papule' or 'pustule', got {self.kind!r}")
+
+
+# Which annotated boxes make a patch: a papule or pustule 12-40 px across, alone in its window
+# (no other box of any class reaching into it) and whose window lies inside the photo.
+_PATCH_CLASSES = {"papules": "papule", "pustules": "pustule"}
+_PATCH_BOX_PX = (12, 40)
+_PATCH_REACH = 2.2  # window half-side, in lesion radii
+_PATCH_RING = (1.4, 2.1)  # where the surrounding skin is fitted, in lesion radii
+# ...and whose window shows one clear lesion on even skin: the skin ring is smooth (robust
+# spread of its log ratio; hair, eyebrows, shadows and the photo's edge fail), lit evenly,
+# skin-coloured, and the lesion stands out in a* from it, more than anything on the ring does.
+_PATCH_RING_SPREAD = 0.12
+_PATCH_RING_GRADIENT = 0.4  # plane's change over one radius, relative to its level
+_PATCH_RING_L = (35.0, 85.0)
+_PATCH_RING_A = (5.0, 25.0)
+_PATCH_MIN_DELTA_A = 4.0  # mean a* excess within 0.6 radii
+
+
+@functools.cache
+def _patch_bank(folder: str) -> tuple[LesionPatch, ...]:
+    path = Path(folder)
+    annotations = sorted(path.glob("*.xml"))
+    if not annotations:
+        raise FileNotFoundError(
+            f"no annotated photos (*.xml beside *.jpg) in {path}: real lesions are cut from the "
+            "ACNE04 training photos")
+    bank = []
+    for xml in annotations:
+        boxes = _boxes(xml)
+        chosen = [i for i in range(len(boxes)) if _alone(boxes, i)]
+        if not chosen:
+            continue
+        photo = xml.with_suffix(".jpg")
+        if not photo.exists():
+            continue
+        bgr = cv2.imread(str(photo), cv2.IMREAD_COLOR)
+        if bgr is None:
+            continue
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        for i in chosen:
+            patch = _cut_patch(rgb, boxes[i], f"{photo.name}#{i}")
+            if patch is not None:
+                bank.append(patch)
+    return tuple(bank)
+
+
+def lesion_patches(folder: Path | None = None) -> tuple[LesionPatch, ...]:
+    """Real papules and pustules cut from annotated photos (cached per process).
+
+    Parameters
+    ----------
+    folder : Path, optional
+        Photos (``.jpg``) with Pascal VOC boxes (``.xml``) beside them, classes ``papules`` and
+        ``pustules`` used; :data:`ACNE04_TRAIN` by default. Read in place.
+
+    Returns
+    -------
+    tuple of LesionPatch
+        In file order, then box order: the same folder always gives the same patches.
+
+    Raises
+    ------
+    FileNotFoundError
+        The folder holds no annotated photos.
+    """
+    return _patch_bank(str(Path(folder or ACNE04_TRAIN).resolve()))
+
+
+def _boxes(xml: Path) -> list[tuple[str, float, float, float, float]]:
+    boxes = []
+    for item in ET.parse(xml).getroot().iter("object"):
+        box = item.find("bndbox")
+        if box is None:
+            continue
+        x0, y0, x1, y1 = (float(box.findtext(k) or "nan") for k in ("xmin", "ymin", "xmax", "ymax"))
+        boxes.append((item.findtext("name") or "", x0, y0, x1, y1))
+    return boxes
+
+
+def _alone(boxes: Sequence[tuple[str, float, float, float, float]], i: int) -> bool:
+    name, x0, y0, x1, y1 = boxes[i]
+    low, high = _PATCH_BOX_PX
+    if name not in _PATCH_CLASSES or not (low <= x1 - x0 <= high and low <= y1 - y0 <= high):
+        return False
+    cx, cy, reach = (x0 + x1) / 2, (y0 + y1) / 2, _PATCH_REACH * (x1 - x0 + y1 - y0) / 4
+    return not any(j != i and b[3] > cx - reach and b[1] < cx + reach and b[4] > cy - reach
+                   and b[2] < cy + reach for j, b in enumerate(boxes))
+
+
+def _cut_patch(rgb: np.ndarray, box: tuple[str, float, float, float, float],
+               source: str) -> LesionPatch | None:
+    """The lesion in ``box`` as a :class:`LesionPatch`, or None when it is not a clear one."""
+    name, x0, y0, x1, y1 = box
+    radius = (x1 - x0 + y1 - y0) / 4
+    # Box corners are pixel edges: the centre in pixel-centre coordinates is half a pixel less.
+    cx, cy = (x0 + x1) / 2 - 0.5, (y0 + y1) / 2 - 0.5
+    half = int(math.ceil(_PATCH_REACH * radius))
+    ix, iy = int(round(cx)), int(round(cy))
+    height, width = rgb.shape[:2]
+    if ix - half < 0 or iy - half < 0 or ix + half >= width or iy + half >= height:
+        return None
+    window = rgb[iy - half:iy + half + 1, ix - half:ix + half + 1]
+    lin = _srgb_to_linear(window.astype(np.float32) / 255.0)
+    yy, xx = np.mgrid[-half:half + 1, -half:half + 1].astype(np.float32)
+    dx, dy = xx + (ix - cx), yy + (iy - cy)  # offsets from the lesion's centre
+    d = np.hypot(dx, dy) / radius
+    ring = (d >= _PATCH_RING[0]) & (d <= _PATCH_RING[1])
+    design = np.c_[np.ones(int(ring.sum())), dx[ring] / radius, dy[ring] / radius]
+    coef, *_ = np.linalg.lstsq(design, lin[ring].astype(np.float64), rcond=None)
+    level = coef[0]
+    if np.any(level <= 1e-3) or np.abs(coef[1:]).max() > _PATCH_RING_GRADIENT * level.min():
+        return None
+    skin = (coef[0] + coef[1] * (dx / radius)[..., None] + coef[2] * (dy / radius)[..., None])
+    log_ratio = np.log(np.clip(lin / np.maximum(skin, 1e-4), 0.05, 20.0)).astype(np.float32)
+    on_ring = log_ratio[ring]
+    spread = 1.4826 * np.median(np.abs(on_ring - np.median(on_ring, axis=0)), axis=0)
+    if spread.max() > _PATCH_RING_SPREAD:
+        return None
+    lab = cv2.cvtColor(window.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
+    ring_lab = np.median(lab[ring], axis=0)
+    if not (_PATCH_RING_L[0] <= ring_lab[0] <= _PATCH_RING_L[1]
+            and _PATCH_RING_A[0] <= ring_lab[1] <= _PATCH_RING_A[1]):
+        return None
+    excess_a = cv2.GaussianBlur(lab[..., 1], (0, 0), max(0.25 * radius, 0.8)) - ring_lab[1]
+    centre_excess = float(excess_a[d <= 0.6].mean())
+    if centre_excess < _PATCH_MIN_DELTA_A or excess_a[ring].max() > 0.6 * excess_a[d <= 0.6].max():
+        return None
+    # Re-centre the window on the lesion's exact centre (it was cut on whole pixels).
+    shift = np.float32([[1, 0, ix - cx], [0, 1, iy - cy]])
+    log_ratio = cv2.warpAffine(log_ratio, shift, log_ratio.shape[1::-1], flags=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_REPLICATE)
+    log_ratio.flags.writeable = False
+    return LesionPatch(log_ratio=log_ratio, radius_px=float(radius),
+                       kind=_PATCH_CLASSES[name], source=source)
+
+
+@dataclass(frozen=True, eq=False)
+class _Placement:
+    """How a real lesion is laid on the base face: which patch, turned and mirrored how."""
+
+    patch: LesionPatch
+    angle: float
+    mirror: bool
+
+
+def _place_patches(lesions: Sequence[PaintedLesion], bank: Sequence[LesionPatch],
+                   rng: np.random.Generator) -> dict[int, _Placement]:
+    """A distinct patch of the lesion's kind for each lesion (while the bank lasts)."""
+    pools = {kind: [p for p in bank if p.kind == kind] for kind in ("papule", "pustule")}
+    if not bank:
+        raise ValueError("the lesion patch bank is empty")
+    orders = {kind: list(rng.permutation(len(pool))) for kind, pool in pools.items()}
+    placements = {}
+    for les in lesions:
+        kind = les.kind if pools[les.kind] else next(k for k in pools if pools[k])
+        if not orders[kind]:
+            orders[kind] = list(rng.permutation(len(pools[kind])))
+        patch = pools[kind][orders[kind].pop(0)]
+        placements[les.id] = _Placement(patch, float(rng.uniform(0, 2 * np.pi)),
+                                        bool(rng.random() < 0.5))
+    return placements
+
+
+def _blend_patch(lin: np.ndarray, les: PaintedLesion, placement: _Placement,
+                 strength: float) -> None:
+    """Multiply the skin around ``les`` by its patch's contrast, in place (linear light).
+
+    The patch is scaled so that its radius becomes the lesion's, turned and mirrored as placed;
+    its weight is 1 out to 1.1 radii and falls smoothly to 0 at 1.9 radii.
+    """
+    patch = placement.patch
+    k = les.radius_px / patch.radius_px  # base pixels per patch pixel
+    source = patch.log_ratio
+    if k < 1:  # shrinking: low-pass first, so that the resampling does not alias
+        source = cv2.GaussianBlur(source, (0, 0), math.sqrt(max((0.5 / k) ** 2 - 0.25, 0.01)))
+    reach = 2.0 * les.radius_px
+    x0, x1 = int(max(0, les.x - reach)), int(min(lin.shape[1], les.x + reach + 1))
+    y0, y1 = int(max(0, les.y - reach)), int(min(lin.shape[0], les.y + reach + 1))
+    yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+    dx, dy = xx - les.x, yy - les.y
+    c, s = math.cos(placement.angle), math.sin(placement.angle)
+    u, v = (c * dx + s * dy) / k, (-s * dx + c * dy) / k
+    if placement.mirror:
+        u = -u
+    centre = (source.shape[0] - 1) / 2
+    values = cv2.remap(source, (centre + u).astype(np.float32), (centre + v).astype(np.float32),
+                       cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    t = np.clip((np.hypot(dx, dy) / les.radius_px - 1.1) / 0.8, 0, 1)
+    alpha = (1 - t * t * (3 - 2 * t)) * strength
+    lin[y0:y1, x0:x1] *= np.exp(values * alpha[..., None])
 
 
 def _apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -220,8 +578,12 @@ def _erythema_field(landmarks: np.ndarray, iod: float, shape: tuple[int, int]) -
 
 def _paint_skin(base: np.ndarray, erythema_field: np.ndarray, erythema: float,
                 lesions: Sequence[PaintedLesion], moles: Sequence[tuple[float, float, float]],
-                rng: np.random.Generator) -> np.ndarray:
-    """Paint erythema, moles and lesions onto the base image, in linear light; float 0..1."""
+                rng: np.random.Generator,
+                placements: Mapping[int, _Placement] | None = None) -> np.ndarray:
+    """Paint erythema, moles and lesions onto the base image, in linear light; float 0..1.
+
+    With ``placements`` (by lesion id) the lesions are real patches blended in, not painted.
+    """
     # The portrait is lit brightly; a notch darker leaves room for +15 % exposure.
     lin = _srgb_to_linear(base.astype(np.float32) / 255.0) * 0.85
     # Diffuse erythema: more blood absorbs green and blue, the skin reads redder.
@@ -241,6 +603,12 @@ def _paint_skin(base: np.ndarray, erythema_field: np.ndarray, erythema: float,
         lin[sy, sx] = lin[sy, sx] * (1 - 0.85 * w) + mole * 0.85 * w
 
     for les in lesions:
+        if placements is not None:
+            # The same draw as a painted lesion's strength, so that both styles of one seed
+            # share every other random draw (poses, light, noise); a day's patch shows at
+            # 70-100 % of its contrast.
+            _blend_patch(lin, les, placements[les.id], rng.uniform(0.6, 0.85) / 0.85)
+            continue
         sy, sx, dx, dy = patch(les.x, les.y, 2.2 * les.radius_px)
         d = np.hypot(dx, dy) / les.radius_px
         strength = rng.uniform(0.6, 0.85)
@@ -304,7 +672,9 @@ def make_course(seed: int, *, days: Sequence[int] = tuple(range(8)),
                 radius_px: tuple[float, float] = (3.5, 8.0), n_moles: int = 3,
                 erythema: Sequence[float] | None = None,
                 lesion_peak_day: int = 2, clear_by_day: int = 7,
-                reference_pose_neutral: bool = False) -> SyntheticCourse:
+                reference_pose_neutral: bool = False, face: str = "astronaut",
+                lesion_style: str = "painted", radius_mm: tuple[float, float] | None = None,
+                patches: Sequence[LesionPatch] | None = None) -> SyntheticCourse:
     """Make a seeded course of daily photos with known lesions, erythema, pose and light.
 
     Parameters
@@ -323,16 +693,49 @@ def make_course(seed: int, *, days: Sequence[int] = tuple(range(8)),
     erythema : sequence of float, optional
         Painted diffuse erythema (0..1) per photo; by default a peak on day 1 decaying to a
         baseline of 0.05.
+    face : str
+        The face, a name in :data:`FACES` (see :func:`base_face`).
+    lesion_style : str
+        ``"painted"``: red Gaussian discs (pale-headed for pustules). ``"real"``: papules and
+        pustules cut from annotated photos (:func:`lesion_patches`), blended onto the skin.
+    radius_mm : (float, float), optional
+        Range of lesion radii in millimetres at the base face's scale (its inter-ocular
+        distance is 63 mm); replaces ``radius_px`` when given. Real lesions default to 1-3 mm.
+    patches : sequence of LesionPatch, optional
+        Real lesions to draw from; by default ``lesion_patches()`` (the ACNE04 training
+        photos, which must then be present). The seed picks the patches, their turn and
+        mirroring, from a stream of its own: the two styles of one seed share everything else
+        (lesion places, radii, kinds and days, poses, light, noise).
 
     Returns
     -------
     SyntheticCourse
+
+    Raises
+    ------
+    FileNotFoundError
+        ``lesion_style="real"`` without ``patches`` and the ACNE04 training photos are absent.
     """
+    if face not in FACES:
+        raise ValueError(f"face must be one of {FACES}, got {face!r}")
+    if lesion_style not in LESION_STYLES:
+        raise ValueError(f"lesion_style must be one of {LESION_STYLES}, got {lesion_style!r}")
+    if lesion_style == "real":
+        patches = lesion_patches() if patches is None else tuple(patches)
+        radius_mm = _REAL_RADIUS_MM if radius_mm is None else radius_mm
     rng = np.random.default_rng(seed)
-    base, landmarks, iod = base_face()
+    base, landmarks, iod = base_face(face)
+    if radius_mm is not None:
+        px_per_mm = iod / INTER_OCULAR_MM
+        radius_px = (radius_mm[0] * px_per_mm, radius_mm[1] * px_per_mm)
     size = base.shape[0]
-    face = Face(landmarks=landmarks, depth=np.zeros(478), image_shape=base.shape[:2])
-    regions = face.region_masks()
+    face_ = Face(landmarks=landmarks, depth=np.zeros(478), image_shape=base.shape[:2])
+    regions = face_.region_masks()
+    if face != "astronaut":
+        # Lesions go on skin, not on what covers it (Hopper's glasses frames lie on her
+        # cheeks). The default face keeps the places it always had.
+        covered = _skin_colour_weight(base, face_) < 0.5
+        regions = {name: mask & ~covered for name, mask in regions.items()}
     min_gap = 2.5 * radius_px[1] + 4
     lesion_points = _skin_points(rng, n_lesions + n_moles, min_gap, regions)
     lesions = []
@@ -343,6 +746,12 @@ def make_course(seed: int, *, days: Sequence[int] = tuple(range(8)),
         lesions.append(PaintedLesion(x, y, float(rng.uniform(*radius_px)), kind, first,
                                      max(first, last), id=i))
     moles = tuple((x, y, float(rng.uniform(2.0, 3.0))) for x, y in lesion_points[n_lesions:])
+    placements = None
+    if lesion_style == "real":
+        assert patches is not None
+        placements = _place_patches(lesions, patches, np.random.default_rng((seed, 1)))
+        lesions = [replace(les, source=placements[les.id].patch.source,
+                           kind=placements[les.id].patch.kind) for les in lesions]
 
     if erythema is None:
         erythema = [0.05 if d <= 0 else 0.05 + 0.6 * np.exp(-(d - 1) / 1.6) for d in days]
@@ -355,7 +764,8 @@ def make_course(seed: int, *, days: Sequence[int] = tuple(range(8)),
     photos = []
     for k, day in enumerate(days):
         visible = tuple(les for les in lesions if les.visible_on(day))
-        lin = _paint_skin(base, ery_field, float(erythema[k]), visible, moles, rng) * texture
+        lin = _paint_skin(base, ery_field, float(erythema[k]), visible, moles, rng,
+                          placements) * texture
         neutral = reference_pose_neutral and k == 0
         homography = _pose(rng, pose, size, centre, neutral=neutral)
         expression = () if neutral else _expression(rng, landmarks, iod, pose.expression_iod)
@@ -381,7 +791,11 @@ def make_course(seed: int, *, days: Sequence[int] = tuple(range(8)),
         ))
     return SyntheticCourse(seed=seed, treatment_date=treatment_date, photos=tuple(photos),
                            lesions=tuple(lesions), moles=moles, base_landmarks=landmarks,
-                           base_inter_ocular_px=iod)
+                           base_inter_ocular_px=iod, face=face, lesion_style=lesion_style)
+
+
+# Real lesions' radii: small papules to large pustules.
+_REAL_RADIUS_MM = (1.0, 3.0)
 
 
 def encode_jpeg(photo: SyntheticPhoto, *, quality: int = 92) -> bytes:
@@ -403,8 +817,13 @@ def write_course(course: SyntheticCourse, folder: Path, *, prefix: str = "day") 
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    truth = {"seed": course.seed, "treatment_date": course.treatment_date.isoformat(),
-             "photos": []}
+    truth: dict = {"seed": course.seed, "treatment_date": course.treatment_date.isoformat()}
+    # Named only when not the defaults, so that the default course's truth file stays as it was.
+    if course.face != "astronaut":
+        truth["face"] = course.face
+    if course.lesion_style != "painted":
+        truth["lesion_style"] = course.lesion_style
+    truth["photos"] = []
     for photo in course.photos:
         path = folder / f"{prefix}{photo.day}.jpg"
         path.write_bytes(encode_jpeg(photo))
@@ -428,8 +847,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("folder", type=Path)
     parser.add_argument("--seed", type=int, default=20260302)
+    parser.add_argument("--face", choices=FACES, default="astronaut")
+    parser.add_argument("--lesion-style", choices=LESION_STYLES, default="painted")
     args = parser.parse_args(argv)
-    course = make_course(args.seed)
+    course = make_course(args.seed, face=args.face, lesion_style=args.lesion_style)
     for path in write_course(course, args.folder):
         print(path)
     return 0

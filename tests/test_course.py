@@ -614,3 +614,17 @@ def test_results_are_reproducible():
     photos, _ = build_course(7, shape="second_wave", photos_per_day=2)
     photos = random.Random(0).sample(photos, len(photos))
     assert assess_course(photos).to_json() == assess_course(photos).to_json()
+
+
+@pytest.mark.parametrize("count", [57, 24])
+def test_a_face_with_dozens_of_spots_is_never_called_resolved(count):
+    """Dozens of spots before treatment and the same after it: not settled, not clear."""
+    frame = np.eye(3).tolist()
+    spots = [{"x": 40.0 * (i % 10), "y": 40.0 * (i // 10), "radius": 4.0, "kind": "papule",
+              "confidence": 0.9} for i in range(count)]
+    photos = [{"file": f"d{d}.jpg", "day": d, "status": "ok", "to_reference": frame,
+               "lesion_count": count, "lesions": spots} for d in (-3, -1, *range(1, 14, 2))]
+    course = assess_course(photos)
+    assert course.status == "slower_than_expected"
+    assert any(f"{count} spots" in reason for reason in course.reasons)
+    assert course.see_dermatologist is (count >= 42)  # severe on the Hayashi scale

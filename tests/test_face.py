@@ -22,7 +22,9 @@ def test_finds_the_astronaut_face(astronaut):
     # The face sits in this box of the 512x512 portrait (checked by eye once, stable since).
     assert 160 < x0 < 200 and 250 < x1 < 290 and 50 < y0 < 90 and 160 < y1 < 200
     assert 35 < face.inter_ocular_px < 50
-    assert face.px_per_mm == pytest.approx(face.inter_ocular_px / INTER_OCULAR_MM)
+    # Facing the camera, the 3-D pupil distance is the 2-D one.
+    assert face.px_per_mm == pytest.approx(face.inter_ocular_px / INTER_OCULAR_MM, rel=0.01)
+    assert face.px_per_mm == pytest.approx(face.pupil_distance_3d_px / INTER_OCULAR_MM)
     assert abs(face.pose_deg["roll"]) < 10
 
 

@@ -157,3 +157,48 @@ def test_unusable_reference_falls_back_with_a_note(tmp_path, course_folder):
     assert run.returncode == 0, run.stderr
     assert "missing.jpg was not among the usable photos" in run.stderr
     assert json.loads(out.read_text())["reference"] == "day0.jpg"
+
+
+def _reference_and_photo(seed: int):
+    """A course's reference (day 0) and its day-3 photo, analysed and aligned."""
+    from monitor.pipeline import analyse_photo, make_reference
+    from monitor.synthetic import encode_jpeg
+
+    c = course(seed)
+    reference = make_reference(analyse_photo(encode_jpeg(c.photos[0]), name="d0.jpg",
+                                             strict=True))
+    photo = analyse_photo(encode_jpeg(c.photos[3]), name="d3.jpg", reference=reference,
+                          strict=True)
+    return reference, photo
+
+
+def test_every_measured_photo_says_how_its_lesions_were_read():
+    reference, photo = _reference_and_photo(31)
+    entry = photo.to_json(treatment_date=None)
+    reading = entry["lesion_reading"]
+    assert reading["measured"] is True and reading["reason"] is None
+    assert reading["skin_seen"] >= 0.95  # the whole face is in the frame
+    ref_face = reference.result.crop.face
+    assert reading["px_per_mm"] == pytest.approx(ref_face.px_per_mm, abs=1e-3)
+    assert entry["lesion_count"] == len(entry["lesions"])
+    json.dumps(entry)
+
+
+def test_a_photo_showing_part_of_the_face_is_not_counted_as_clear():
+    """Lesions are read on the reference's skin; a photo that shows too little of it is not
+    counted (null and a plain reason), never reported as 0."""
+    from monitor.pipeline import LesionReading, _lesions_in_reference_frame
+
+    reference, photo = _reference_and_photo(32)
+    crop = photo.crop
+    srgb = photo.measurement.colour.apply_srgb8(crop.pixels)
+    to_ref = photo.alignment.to_reference
+    lesions, reading = _lesions_in_reference_frame(srgb, reference, to_ref)
+    assert reading.measured and lesions is not None
+    # The same photo with its lower half missing (as if cut off by the frame).
+    half = srgb.copy()
+    half = half[: half.shape[0] // 2]
+    lesions, reading = _lesions_in_reference_frame(half, reference, to_ref)
+    assert lesions is None and isinstance(reading, LesionReading)
+    assert not reading.measured and reading.skin_seen < 0.8
+    assert "outside this photo" in reading.reason
