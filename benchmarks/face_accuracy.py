@@ -301,8 +301,8 @@ def report(acc: FaceAccuracy) -> str:
     return "\n".join(lines)
 
 
-def _print_progress(done: int, total: int, name: str, status: str) -> None:
-    # One line rewritten in place on a terminal, a line per photo in a log.
+def print_progress(done: int, total: int, name: str, status: str) -> None:
+    """Progress on stderr: one line rewritten in place on a terminal, a line a step in a log."""
     tty = sys.stderr.isatty()
     print(f"{chr(13) if tty else ''}[{done}/{total}] {status:8s} {name[:60]:60s}",
           end="" if tty and done < total else "\n", file=sys.stderr, flush=True)
@@ -322,7 +322,7 @@ def main(argv: list[str]) -> int:
         print(f"no .jpg with a .xml beside it in {args.data_dir} (grades {args.grades})",
               file=sys.stderr)
         return 2
-    acc = face_accuracy(pairs, progress=_print_progress)
+    acc = face_accuracy(pairs, progress=print_progress)
     print(report(acc))
     return 1 if acc.missed_targets() else 0
 

@@ -62,6 +62,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from closeup_accuracy import photo_pairs, severity_grade  # noqa: E402
+from face_accuracy import print_progress  # noqa: E402
 
 from monitor.colour import linear_to_srgb, srgb_to_linear  # noqa: E402
 
@@ -603,13 +604,6 @@ def report(rep: Repeatability) -> str:
     return "\n".join(lines)
 
 
-def _print_progress(done: int, total: int, name: str, status: str) -> None:
-    # One line rewritten in place on a terminal, a line per step in a log.
-    tty = sys.stderr.isatty()
-    print(f"{chr(13) if tty else ''}[{done}/{total}] {status:8s} {name[:60]:60s}",
-          end="" if tty and done < total else "\n", file=sys.stderr, flush=True)
-
-
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data_dir", nargs="?", type=Path, default=DEFAULT_DATA_DIR,
@@ -624,12 +618,12 @@ def main(argv: list[str]) -> int:
         print(f"no .jpg with a .xml beside it in {args.data_dir}", file=sys.stderr)
         return 2
     print("choosing faces ...", file=sys.stderr)
-    faces = select_faces(pairs, per_grade=args.per_grade, progress=_print_progress)
+    faces = select_faces(pairs, per_grade=args.per_grade, progress=print_progress)
     if not faces:
         print(f"no photo in {args.data_dir} with a face found", file=sys.stderr)
         return 2
     print(f"re-shooting {len(faces)} faces {args.reshoots} times ...", file=sys.stderr)
-    rep = repeatability(faces, progress=_print_progress, n_reshoots=args.reshoots)
+    rep = repeatability(faces, progress=print_progress, n_reshoots=args.reshoots)
     print(report(rep))
     return 1 if rep.missed_targets() else 0
 

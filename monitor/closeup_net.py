@@ -330,18 +330,20 @@ class CloseupNet:
         self.short_side = int(short_side)
 
     def run(
-        self, rgb: np.ndarray, *, short_side: int | None = None
+        self, rgb: np.ndarray, *, short_side: int | None = None, mirrors: int | None = None
     ) -> tuple[np.ndarray, PreparedInput]:
         """Return the mean raw (2, h, w) output for an RGB uint8 photo and the prepared input.
 
         ``short_side`` reads the photo at that short side instead of :attr:`short_side` (the
-        whole-face reader sets it from the face's physical scale).
+        whole-face reader sets it from the face's physical scale); ``mirrors`` averages only
+        the first that many of the views (the photo, then its left-right mirror, ...).
         """
         prepared = prepare_input(rgb, self.short_side if short_side is None else short_side)
+        flips = self._flips if mirrors is None else self._flips[:max(1, mirrors)]
         total: np.ndarray | None = None
         with self._lock:
             for net in self._nets:
-                for flip_y, flip_x in self._flips:
+                for flip_y, flip_x in flips:
                     blob = prepared.blob
                     if flip_y:
                         blob = blob[:, :, ::-1]
@@ -355,7 +357,7 @@ class CloseupNet:
                         out = out[:, :, ::-1]
                     total = out.copy() if total is None else total + out
         assert total is not None
-        return total / np.float32(len(self._nets) * len(self._flips)), prepared
+        return total / np.float32(len(self._nets) * len(flips)), prepared
 
     def count(self, total: float) -> float:
         """The number of lesions for a density total: calibrated when a calibration is loaded."""

@@ -39,9 +39,17 @@ lesion density map whose sum, calibrated to annotators' counts, is the number of
 whose strongest peaks are their positions; steps 1-4 are skipped, step 5 still names the kind.
 On real close-ups the candidates above could not count severe acne, where dozens of lesions
 crowd together (count error about 8 per photo on the ACNE04 dev split against 3.9 for the
-networks). The network was trained
-on close-ups only, so faces keep the candidate path, whose rule scores also accept a clear spot
-on even skin whatever the training photos looked like.
+networks).
+
+Faces
+-----
+A face (``px_per_mm`` given) is read by the same networks at their own physical scale
+(:data:`FACE_READ_PX_PER_MM`), so that a face photo looks to them like the close-ups they
+learnt from; lesions must be redder than the skin around them, and clear, isolated spots that
+the rule scores of step 3 accept are added (:func:`_face_lesions`). On the ACNE04 dev photos
+read through the whole-face path this took the count error from 9.8 to 4.1 per photo and the
+count Spearman from 0.82 to 0.93. Steps 1-4 with the trees are used only when the networks'
+files are missing.
 """
 
 from __future__ import annotations
@@ -103,6 +111,12 @@ _RULE_MIN_ROUNDNESS = 0.5
 _PUSTULE_L_EXCESS = 2.5
 # Pustule rule: how much lighter (L*) a head must be than its rim.
 _PUSTULE_RULE_PALE = 5.0
+
+# Views the networks average on a face: the photo and its left-right mirror (not the
+# upside-down ones). Measured on the ACNE04 dev photos through the face path, count error
+# 4.04 with all four views, 4.08 with two, 4.24 with one; a 12 MP photo costs 8.4x, 6.3x and
+# 6.4x its decode time.
+_FACE_MIRRORS = 2
 
 # A rule score at least this high makes a spot a lesion on a face (see _rule_spots).
 _RULE_ACCEPT = 0.5
@@ -984,6 +998,7 @@ def _closeup_lesions(
     min_confidence: float | None,
     *,
     short_side: int | None = None,
+    mirrors: int | None = None,
 ) -> tuple[Lesion, ...]:
     """Lesions of a close-up read off the density network's map (:mod:`monitor.closeup_net`).
 
@@ -993,7 +1008,7 @@ def _closeup_lesions(
     with ``min_confidence``, every peak whose mass is at least that. The confidence of a lesion
     is the density mass around its peak (capped at 1).
     """
-    output, prepared = net.run(rgb, short_side=short_side)
+    output, prepared = net.run(rgb, short_side=short_side, mirrors=mirrors)
     peaks, inside = _closeup_peaks(net, output, prepared, skin, exclude, min_confidence)
     h, w = skin.shape
     found = []
@@ -1030,7 +1045,7 @@ def _face_lesions(
     """
     short_side = max(16, round(min(rgb.shape[:2]) * FACE_READ_PX_PER_MM / px_per_mm))
     found = list(_closeup_lesions(net, rgb, skin, exclude, min_confidence,
-                                  short_side=short_side))
+                                  short_side=short_side, mirrors=_FACE_MIRRORS))
     found = [f for f in found if _redness_excess(rgb, f, px_per_mm) >= _FACE_MIN_A_EXCESS]
     for spot in _rule_spots(rgb, skin, exclude, px_per_mm):
         if not any(math.hypot(spot.x - f.x, spot.y - f.y) < max(spot.radius_px, f.radius_px)
