@@ -122,9 +122,10 @@ _FACE_MIRRORS = 2
 _RULE_ACCEPT = 0.5
 
 # A lesion read on a face is at least this much redder (a*) than its surroundings. Measured
-# on the ACNE04 dev photos through the face path and on painted courses: at 0, count error
-# 3.70 / lesion F1 0.682 and 0.69 on the courses (hair read as lesions); at 1.5, 3.94 / 0.681
-# and 0.87; at 2, 4.36 / 0.681 and 0.89 (real lesions annotated without redness lost).
+# on the ACNE04 dev photos through the face path and on painted courses (four views, before
+# the rule spots were added): at 0, count error 3.70 / lesion F1 0.682 and 0.69 on the
+# courses (hair read as lesions); at 1.5, 3.94 / 0.681 and 0.87; at 2, 4.36 / 0.681 and 0.89
+# (real lesions annotated without redness lost).
 _FACE_MIN_A_EXCESS = 1.5
 
 #: Scale (network-input pixels per millimetre of skin) at which the density networks read a
@@ -1036,7 +1037,7 @@ def _face_lesions(
     pixels, as on the close-ups they learnt from; then as :func:`_closeup_lesions`. A lesion
     must be redder than the skin around it (:func:`_redness_excess` at least
     :data:`_FACE_MIN_A_EXCESS`): on a whole face the networks also read a blond fringe of hair
-    or the edge of an eyebrow, which never happens to be redder than its surroundings.
+    or the edge of an eyebrow, which is seldom that much redder than its surroundings.
 
     Clear, isolated spots that the rule scores of the candidate path accept
     (:func:`_rule_spots`: round, clearly red, far above the skin's own variation) and that no
