@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import sys
 import time
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,13 +50,9 @@ class CloseupAccuracy:
 
 def load_voc_boxes(xml_path: Path) -> np.ndarray:
     """Boxes of a Pascal VOC file as an (N, 4) float array of x0, y0, x1, y1 (pixels)."""
-    root = ET.parse(xml_path).getroot()
-    boxes = []
-    for obj in root.iter("object"):
-        bb = obj.find("bndbox")
-        if bb is None:
-            continue
-        boxes.append([float(bb.findtext(k, "nan")) for k in ("xmin", "ymin", "xmax", "ymax")])
+    from monitor.evaluation import voc_objects
+
+    boxes = [box for _, *box in voc_objects(xml_path)]
     return np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
 
 

@@ -6,8 +6,10 @@ the same way.
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -15,7 +17,19 @@ from scipy.stats import spearmanr
 
 from monitor.face import apply_homography
 
-__all__ = ["LesionScore", "match_lesions", "course_accuracy"]
+__all__ = ["LesionScore", "match_lesions", "course_accuracy", "voc_objects"]
+
+
+def voc_objects(xml_path: Path) -> list[tuple[str, float, float, float, float]]:
+    """The annotated objects of a Pascal VOC file: (class name, x0, y0, x1, y1) in pixels."""
+    objects = []
+    for obj in ET.parse(xml_path).getroot().iter("object"):
+        bb = obj.find("bndbox")
+        if bb is None:
+            continue
+        x0, y0, x1, y1 = (float(bb.findtext(k, "nan")) for k in ("xmin", "ymin", "xmax", "ymax"))
+        objects.append((obj.findtext("name") or "", x0, y0, x1, y1))
+    return objects
 
 
 @dataclass(frozen=True)

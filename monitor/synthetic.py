@@ -45,7 +45,6 @@ from __future__ import annotations
 import functools
 import io
 import math
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
@@ -54,6 +53,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from monitor.evaluation import voc_objects
 from monitor.face import _LEFT_IRIS, _RIGHT_IRIS, INTER_OCULAR_MM, Face, _topology, find_face
 
 __all__ = [
@@ -348,7 +348,7 @@ def _patch_bank(folder: str) -> tuple[LesionPatch, ...]:
             "ACNE04 training photos")
     bank = []
     for xml in annotations:
-        boxes = _boxes(xml)
+        boxes = voc_objects(xml)
         chosen = [i for i in range(len(boxes)) if _alone(boxes, i)]
         if not chosen:
             continue
@@ -386,17 +386,6 @@ def lesion_patches(folder: Path | None = None) -> tuple[LesionPatch, ...]:
         The folder holds no annotated photos.
     """
     return _patch_bank(str(Path(folder or ACNE04_TRAIN).resolve()))
-
-
-def _boxes(xml: Path) -> list[tuple[str, float, float, float, float]]:
-    boxes = []
-    for item in ET.parse(xml).getroot().iter("object"):
-        box = item.find("bndbox")
-        if box is None:
-            continue
-        x0, y0, x1, y1 = (float(box.findtext(k) or "nan") for k in ("xmin", "ymin", "xmax", "ymax"))
-        boxes.append((item.findtext("name") or "", x0, y0, x1, y1))
-    return boxes
 
 
 def _alone(boxes: Sequence[tuple[str, float, float, float, float]], i: int) -> bool:
