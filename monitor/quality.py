@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from monitor.face import Face
 
@@ -89,11 +90,25 @@ class Quality:
 
 
 def pose_change_deg(face: Face, reference: Face) -> dict[str, float]:
-    """Absolute change of roll, yaw and pitch between a face and the reference face."""
-    a, b = face.pose_deg, reference.pose_deg
-    change = {k: abs(a[k] - b[k]) for k in a}
-    change["roll"] = abs((a["roll"] - b["roll"] + 180) % 360 - 180)
-    return change
+    """Absolute change of roll, yaw and pitch between a face and the reference face.
+
+    The rotation that best maps the reference's 3-D face mesh (x, y and the mesh's depth, in
+    x's scale) onto this face's (Kabsch, with scale; the 468 mesh points), as angles about the
+    camera's axis (roll), the vertical (yaw) and the horizontal (pitch). Unlike differences of
+    :attr:`monitor.face.Face.pose_deg`, it holds for a face seen from the side: there the
+    pupil line is short and the nose tip reaches the face's edge, so that the absolute roll and
+    yaw jump by 20-30 degrees between re-shoots of the same photo rolled by a few degrees (the
+    ACNE04 side views of benchmarks/repeatability.py).
+    """
+    a = np.c_[face.landmarks[:468], face.depth[:468]].astype(np.float64)
+    b = np.c_[reference.landmarks[:468], reference.depth[:468]].astype(np.float64)
+    a -= a.mean(axis=0)
+    b -= b.mean(axis=0)
+    u, _, vt = np.linalg.svd(b.T @ a)
+    d = np.sign(np.linalg.det(vt.T @ u.T))
+    rotation = vt.T @ np.diag([1.0, 1.0, d]) @ u.T  # this face ~ rotation @ reference
+    roll, yaw, pitch = Rotation.from_matrix(rotation).as_euler("zyx", degrees=True)
+    return {"roll": abs(float(roll)), "yaw": abs(float(yaw)), "pitch": abs(float(pitch))}
 
 
 def check_pose(face: Face, reference: Face, *, limits: QualityLimits = DEFAULT_LIMITS

@@ -80,3 +80,26 @@ def _turn(face: Face, degrees: float) -> Face:
     rotation = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
     moved = (points - centre) @ rotation.T + centre
     return Face(landmarks=moved[:, :2], depth=moved[:, 2], image_shape=face.image_shape)
+
+
+def _roll(face: Face, degrees: float) -> Face:
+    points = np.c_[face.landmarks, face.depth]
+    centre = points.mean(axis=0)
+    a = np.radians(degrees)
+    rotation = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
+    moved = (points - centre) @ rotation.T + centre
+    return Face(landmarks=moved[:, :2], depth=moved[:, 2], image_shape=face.image_shape)
+
+
+@pytest.mark.parametrize("side_deg", [0, 60, 85])
+def test_pose_change_holds_for_a_face_seen_from_the_side(side_deg):
+    """A side view rolled by 8 degrees (a re-shoot with the phone tilted) is a roll of 8, not a
+    turn; differences of the absolute pose jump there (short pupil line, nose at the edge)."""
+    c = course(51)
+    side = _turn(find_face(c.photos[0].image), side_deg)
+    change, problems, _ = check_pose(_roll(side, 8), side)
+    assert change["roll"] == pytest.approx(8, abs=0.5)
+    assert change["yaw"] < 0.5 and change["pitch"] < 0.5
+    assert not problems
+    change, _, _ = check_pose(_turn(side, 12), side)
+    assert change["yaw"] == pytest.approx(12, abs=0.5) and change["roll"] < 0.5
