@@ -139,8 +139,8 @@ def _listed(net: cn.CloseupNet, rows) -> list[np.ndarray]:
     """Detection centres as the detector lists them with ``net``'s count."""
     found = []
     for out, prep, _, mask in rows:
-        peaks, inside = _closeup_peaks(net, out, prep, mask, None, None)
-        found.append(np.stack([peaks.x[inside], peaks.y[inside]], 1))
+        peaks, listed, _ = _closeup_peaks(net, out, prep, mask, None, None)
+        found.append(np.stack([peaks.x[listed], peaks.y[listed]], 1))
     return found
 
 

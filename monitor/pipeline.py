@@ -35,7 +35,14 @@ from monitor.colour import (
 from monitor.course import Symptoms, assess_course
 from monitor.errors import AlignmentFailed, MonitorError, NoSkinFound, PoorPhotoQuality
 from monitor.face import REGIONS, Face, apply_homography, find_face, shrink
-from monitor.lesions import Lesion, detect_lesions, skin_mask_by_colour
+from monitor.lesions import (
+    FACE_SEPARATION_MM,
+    Lesion,
+    LesionRead,
+    detect_lesions,
+    read_lesions,
+    skin_mask_by_colour,
+)
 from monitor.photo import Photo, load_photo
 from monitor.quality import Quality, assess, check_pose
 from monitor.redness import Redness, RednessBaseline, measure_redness
@@ -132,6 +139,11 @@ class LesionReading:
     px_per_mm : float
         The physical scale the lesions were read at (reference working copy, from the 63 mm
         pupil distance).
+
+    In the contract it also carries ``area``: the corners (photo pixels, clockwise from the
+    top left) of the part of the photo its lesions were read on. Skin outside it was not in
+    view: a lesion there is not seen that day, not gone. And ``separation_px``: two lesions
+    closer than this (photo pixels, about 4 mm) are read as one.
     """
 
     measured: bool
@@ -158,13 +170,15 @@ class Measurement:
     lesions: tuple[Lesion, ...] | None  # None: the lesions could not be read (see reading)
     regions: dict[str, np.ndarray]  # region masks in the working copy
     reading: LesionReading
+    faint: tuple[Lesion, ...] | None = None  # faint spots (monitor.lesions.LesionRead)
 
-    def lesions_json(self, crop: FaceCrop) -> list[dict] | None:
-        """Lesions in the photo's own pixels, with the facial region each lies in."""
-        if self.lesions is None:
+    def lesions_json(self, crop: FaceCrop, *, faint: bool = False) -> list[dict] | None:
+        """Lesions (or the faint spots) in the photo's own pixels, with their facial region."""
+        lesions = self.faint if faint else self.lesions
+        if lesions is None:
             return None
         out = []
-        for lesion in self.lesions:
+        for lesion in lesions:
             (x, y), = crop.to_photo(np.array([[lesion.x, lesion.y]]))
             entry = lesion.to_json()
             entry.update(x=round(float(x), 1), y=round(float(y), 1),
@@ -233,8 +247,21 @@ class PhotoResult:
                 entry["lesion_count"] = (None if entry["lesions"] is None
                                          else len(entry["lesions"]))
                 entry["lesion_reading"] = measured.reading.to_json()
+                entry["lesion_reading"]["area"] = _area_json(self.crop)
+                own_px_per_mm = self.crop.face.px_per_mm / self.crop.scale
+                entry["lesion_reading"]["separation_px"] = round(
+                    FACE_SEPARATION_MM * own_px_per_mm, 1)
+                entry["faint_lesions"] = measured.lesions_json(self.crop, faint=True)
                 entry["colour"] = measured.colour.to_json()
         return entry
+
+
+def _area_json(crop: FaceCrop) -> list[list[float]]:
+    """Corners of the working copy in the photo's pixels (clockwise from the top left)."""
+    h, w = crop.pixels.shape[:2]
+    corners = crop.to_photo(np.array([[-0.5, -0.5], [w - 0.5, -0.5], [w - 0.5, h - 0.5],
+                                      [-0.5, h - 0.5]]))
+    return [[round(float(x), 1), round(float(y), 1)] for x, y in corners]
 
 
 def _regions_json(crop: FaceCrop, masks: dict[str, np.ndarray] | None) -> dict:
@@ -346,7 +373,7 @@ def make_reference(result: PhotoResult) -> Reference:
     reading = LesionReading(measured=True, reason=None, skin_seen=1.0,
                             px_per_mm=crop.face.px_per_mm)
     measurement = _measure(crop, IDENTITY, baseline=None, read_lesions=lambda srgb: (
-        detect_lesions(srgb, skin_mask=skin, px_per_mm=reading.px_per_mm), reading))
+        read_lesions(srgb, skin_mask=skin, px_per_mm=reading.px_per_mm), reading))
     result = replace(result, to_reference=identity, measurement=measurement,
                      alignment=Alignment(to_reference=identity, score=1.0, method="reference",
                                          landmark_residual_iod=0.0))
@@ -393,17 +420,19 @@ def _disc_mask(shape: tuple[int, int], centres: np.ndarray, radii: np.ndarray) -
 
 
 def _measure(crop: FaceCrop, colour: ColourCorrection, *, baseline: RednessBaseline | None,
-             read_lesions: Callable[[np.ndarray], tuple[tuple[Lesion, ...] | None,
+             read_lesions: Callable[[np.ndarray], tuple[LesionRead | None,
                                                         LesionReading]]) -> Measurement:
     """Colour-correct the working copy, read its lesions, measure redness around them.
 
     ``read_lesions`` reads the colour-corrected working copy (sRGB) and returns its lesions
-    in the working copy's pixels (None when they cannot be read) and how they were read.
+    and faint spots in the working copy's pixels (None when they cannot be read) and how
+    they were read.
     """
     linear = colour.apply(crop.pixels)
     face = crop.face
     regions = face.region_masks()
-    lesions, reading = read_lesions(colour.apply_srgb8(crop.pixels))
+    read, reading = read_lesions(colour.apply_srgb8(crop.pixels))
+    lesions = None if read is None else read.lesions
     spots = None
     if lesions:
         spots = _disc_mask(linear.shape[:2], np.array([(les.x, les.y) for les in lesions]),
@@ -411,13 +440,13 @@ def _measure(crop: FaceCrop, colour: ColourCorrection, *, baseline: RednessBasel
     redness = measure_redness(linear, face.skin_mask(), regions, baseline=baseline,
                               exclude=spots)
     return Measurement(colour=colour, redness=redness, lesions=lesions, regions=regions,
-                       reading=reading)
+                       reading=reading, faint=None if read is None else read.faint)
 
 
 def _lesions_in_reference_frame(
     srgb: np.ndarray, reference: Reference, crop_to_ref: np.ndarray
-) -> tuple[tuple[Lesion, ...] | None, LesionReading]:
-    """Lesions of a working copy read on the reference's working copy, mapped back.
+) -> tuple[LesionRead | None, LesionReading]:
+    """Lesions (and faint spots) of a working copy read on the reference's, mapped back.
 
     Every photo of a course is warped onto the reference's working copy and read there on
     the reference's lesion skin (:func:`_lesion_skin`), so that each is read at the same
@@ -440,21 +469,28 @@ def _lesions_in_reference_frame(
             reason="Part of your face is outside this photo, so its spots could not be "
                    "counted. Next time, fit your whole face in the frame as in your first photo.")
     reading = LesionReading(measured=True, reason=None, skin_seen=share, px_per_mm=px_per_mm)
-    found = detect_lesions(warped, skin_mask=skin, px_per_mm=px_per_mm)
-    if not found:
-        return (), reading
+    read = read_lesions(warped, skin_mask=skin, px_per_mm=px_per_mm)
     back = np.linalg.inv(crop_to_ref)
-    centres = apply_homography(back, np.array([(les.x, les.y) for les in found]))
-    sy, sx = srgb.shape[:2]
+    return LesionRead(_map_lesions(read.lesions, back, srgb.shape[:2]),
+                      _map_lesions(read.faint, back, srgb.shape[:2])), reading
+
+
+def _map_lesions(found: tuple[Lesion, ...], matrix: np.ndarray,
+                 shape: tuple[int, int]) -> tuple[Lesion, ...]:
+    """Lesions moved through a homography (radii scaled by its local change of size)."""
+    if not found:
+        return ()
+    centres = apply_homography(matrix, np.array([(les.x, les.y) for les in found]))
+    sy, sx = shape
     out = []
     for les, (x, y) in zip(found, centres, strict=True):
-        # The local scale of the map back at the lesion (its Jacobian's area factor).
-        step = apply_homography(back, np.array([[les.x + 1.0, les.y], [les.x, les.y + 1.0]]))
+        # The local scale of the map at the lesion (its Jacobian's area factor).
+        step = apply_homography(matrix, np.array([[les.x + 1.0, les.y], [les.x, les.y + 1.0]]))
         jac = step - (x, y)
         factor = math.sqrt(abs(jac[0, 0] * jac[1, 1] - jac[0, 1] * jac[1, 0]))
         out.append(replace(les, x=float(np.clip(x, 0, sx - 1)), y=float(np.clip(y, 0, sy - 1)),
                            radius_px=max(les.radius_px * factor, 0.5)))
-    return tuple(out), reading
+    return tuple(out)
 
 
 def _measure_aligned(result: PhotoResult, reference: Reference) -> PhotoResult:

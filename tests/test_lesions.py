@@ -97,8 +97,10 @@ def test_public_api_is_exactly_all():
     assert set(lesions.__all__) == own
     assert set(lesions.__all__) == {
         "Lesion",
+        "LesionRead",
         "closeup_px_per_mm",
         "detect_lesions",
+        "read_lesions",
         "skin_mask_by_colour",
     }
 

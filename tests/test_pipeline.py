@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import resource
 import struct
 import subprocess
@@ -181,6 +182,21 @@ def test_every_measured_photo_says_how_its_lesions_were_read():
     ref_face = reference.result.crop.face
     assert reading["px_per_mm"] == pytest.approx(ref_face.px_per_mm, abs=1e-3)
     assert entry["lesion_count"] == len(entry["lesions"])
+    # Where the lesions were read (the working copy, in the photo's pixels) and how close two
+    # can be and still be read apart: what a course needs to tell "out of view" from "gone".
+    area = np.asarray(reading["area"])
+    h, w = photo.crop.pixels.shape[:2]
+    assert area.shape == (4, 2)
+    assert np.allclose(area, photo.crop.to_photo(np.array(
+        [[-0.5, -0.5], [w - 0.5, -0.5], [w - 0.5, h - 0.5], [-0.5, h - 0.5]])), atol=0.1)
+    own_px_per_mm = photo.crop.face.px_per_mm / photo.crop.scale
+    assert reading["separation_px"] == pytest.approx(4.06 * own_px_per_mm, rel=0.02)
+    # Faint spots: listed like lesions, never counted, none where a lesion is.
+    assert isinstance(entry["faint_lesions"], list)
+    for spot in entry["faint_lesions"]:
+        assert {"x", "y", "radius", "kind", "confidence", "region"} <= set(spot)
+        assert all(math.hypot(spot["x"] - le["x"], spot["y"] - le["y"]) >= 0.5
+                   for le in entry["lesions"])
     json.dumps(entry)
 
 
