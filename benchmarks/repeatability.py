@@ -341,17 +341,18 @@ class CourseRow:
 def false_tracks(trend: Mapping) -> tuple[int, int, int]:
     """(false tracks, turnover events, tracks) of a ``trend`` of unchanged skin.
 
-    A track of ``trend["tracks"]`` is false when its ``first_day`` is after the first tracked
-    day or its ``last_day`` before the last one; the tracked days are those of
-    ``trend["series"]`` whose ``new`` is not null. The turnover events are ``new`` summed over
-    the tracked days after the first plus ``resolved`` summed over all of them.
+    A track of ``trend["tracks"]`` is false when it is reported new (its ``first_day`` is
+    after the first tracked day) or resolved (its ``resolved_day`` is not null); the tracked
+    days are those of ``trend["series"]`` whose ``new`` is not null. A track whose place was
+    out of view on the last days is neither. The turnover events are ``new`` summed over the
+    tracked days after the first plus ``resolved`` summed over all of them.
     """
     tracked = [d for d in trend.get("series") or [] if d.get("new") is not None]
     tracks = trend.get("tracks") or []
     if not tracked:
         return 0, 0, len(tracks)
-    first, last = tracked[0]["day"], tracked[-1]["day"]
-    false = sum(1 for t in tracks if t["first_day"] > first or t["last_day"] < last)
+    first = tracked[0]["day"]
+    false = sum(1 for t in tracks if t["first_day"] > first or t["resolved_day"] is not None)
     events = sum(d["new"] for d in tracked[1:]) + sum(d["resolved"] or 0 for d in tracked)
     return false, events, len(tracks)
 

@@ -36,10 +36,11 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 
+import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 from scipy.stats import theilslopes
@@ -92,6 +93,11 @@ _SMOOTH_GAP_DAYS = 2
 _REDNESS_LOG_OFFSET = 0.1
 #: A projection further out than this is reported as "no bound" (the course is not improving).
 _MAX_PROJECTION_DAYS = 365.0
+#: Observed days in a row a tracked lesion may be read only faintly (``faint_lesions``) and still
+#: be there; a lesion first counted on a day was there before if read faintly on up to this many
+#: observed days just before.
+_MAX_FAINT_DAYS = 4
+
 #: Cost added per missed observed day when matching a lesion to a track that skipped days.
 _MISSED_DAY_PENALTY = 0.25
 _NO_MATCH = 1e6
@@ -476,6 +482,9 @@ class _Photo:
     lesion_count: float | None
     lesions: tuple[_Lesion, ...] | None  # None: no lesion positions in the record
     lesion_regions_known: bool
+    faint: tuple[_Lesion, ...]  # faint spots (``faint_lesions``): keep a track, never counted
+    area: np.ndarray | None  # (4, 2) where lesions were read, reference pixels; None: unknown
+    separation: float  # lesions closer than this (reference pixels) read as one; 0: unknown
     alignment_score: float
     key: tuple
 
@@ -567,6 +576,17 @@ def _map_lesions(raw: Sequence[Mapping], matrix: np.ndarray, file: str) -> tuple
     return tuple(lesions)
 
 
+def _local_scale(matrix: np.ndarray, x: float, y: float) -> float:
+    """How much a homography stretches lengths at (x, y) (root of its Jacobian's area)."""
+    (h00, h01, h02), (h10, h11, h12), (h20, h21, h22) = matrix.tolist()
+    w = h20 * x + h21 * y + h22
+    if not w > 1e-12:
+        return 1.0
+    xr, yr = (h00 * x + h01 * y + h02) / w, (h10 * x + h11 * y + h12) / w
+    det = ((h00 - xr * h20) * (h11 - yr * h21) - (h01 - xr * h21) * (h10 - yr * h20)) / w**2
+    return math.sqrt(abs(det))
+
+
 def _read_photos(photos: Sequence[Mapping]) -> tuple[list[_Photo], str, int]:
     """Usable photos with their days, where days count from, and how many had no date.
 
@@ -632,6 +652,32 @@ def _read_photos(photos: Sequence[Mapping]) -> tuple[list[_Photo], str, int]:
                 raise ValueError(f"photo {file!r}: lesions must be a list, got {raw_lesions!r}")
             matrix = _homography(p.get("to_reference"), f"photo {file!r} to_reference")
             lesions = _map_lesions(raw_lesions, matrix, file)
+        raw_faint = p.get("faint_lesions") if lesions is not None else None
+        faint: tuple[_Lesion, ...] = ()
+        if raw_faint is not None:
+            if isinstance(raw_faint, Mapping | str) or not isinstance(raw_faint, Sequence):
+                raise ValueError(
+                    f"photo {file!r}: faint_lesions must be a list, got {raw_faint!r}")
+            faint = _map_lesions(raw_faint, matrix, file)
+        area = None
+        reading = p.get("lesion_reading")
+        face_centre = None
+        box = (p.get("face") or {}).get("box") if isinstance(p.get("face"), Mapping) else None
+        if isinstance(box, Sequence) and len(box) == 4:
+            face_centre = (0.5 * (float(box[0]) + float(box[2])),
+                           0.5 * (float(box[1]) + float(box[3])))
+        if lesions is not None and isinstance(reading, Mapping) and reading.get("area"):
+            corners = np.asarray(reading["area"], dtype=float)
+            if corners.shape == (4, 2) and np.all(np.isfinite(corners)):
+                w = corners @ matrix[2, :2] + matrix[2, 2]
+                if np.all(w > 1e-12):
+                    mapped = np.c_[corners, np.ones(4)] @ matrix.T
+                    area = mapped[:, :2] / mapped[:, 2:]
+        separation = 0.0
+        if lesions is not None and isinstance(reading, Mapping):
+            sep = _float_or_none(reading.get("separation_px"), "photo {!r} separation_px", file)
+            if sep is not None and sep > 0 and face_centre is not None:
+                separation = sep * _local_scale(matrix, *face_centre)
         count = _float_or_none(p.get("lesion_count"), "photo {!r} lesion_count", file)
         if count is None and raw_lesions is not None:
             count = float(len(raw_lesions))
@@ -661,6 +707,9 @@ def _read_photos(photos: Sequence[Mapping]) -> tuple[list[_Photo], str, int]:
                 lesion_count=count,
                 lesions=lesions,
                 lesion_regions_known=regions_known,
+                faint=faint if lesions is not None else (),
+                area=area,
+                separation=separation,
                 alignment_score=alignment,
                 key=key,
             )
@@ -679,7 +728,9 @@ class Sighting:
     """One lesion on one observed day, in reference-photo pixels.
 
     ``sources`` names the (file, index in that photo's ``lesions``) it was built from; several
-    when photos of the same day were combined.
+    when photos of the same day were combined. A ``faint`` sighting is one of the photo's
+    ``faint_lesions`` (the index is into that list): the lesion was there but read too faintly
+    to be counted.
     """
 
     day: int
@@ -690,6 +741,7 @@ class Sighting:
     confidence: float
     region: str | None
     sources: tuple[tuple[str, int], ...]
+    faint: bool = False
 
 
 @dataclass(frozen=True)
@@ -701,15 +753,16 @@ class Track:
     id : int
         1, 2, ... in order of first appearance (then position), the same for any input order.
     first_day, last_day : int
-        First and last day it was seen.
+        First and last day it was seen (counted or faint).
     resolved_day : int or None
         First observed day after the last sighting (when it was gone), None if still present.
     x_ref, y_ref, radius_ref : float
-        Mean position and median radius in reference-photo pixels.
+        Mean position and median radius in reference-photo pixels, of the counted sightings.
     kind : str
-        Kind at the last sighting (``"papule"`` or ``"pustule"``).
+        Kind at the last counted sighting (``"papule"`` or ``"pustule"``).
     sightings : tuple of Sighting
-        Every day it was seen, in day order.
+        Every day it was seen, in day order; ``faint`` ones on days it read too faintly to
+        be counted (a track always has at least one counted sighting).
     """
 
     id: int
@@ -724,7 +777,13 @@ class Track:
 
     @property
     def days(self) -> tuple[int, ...]:
-        return tuple(s.day for s in self.sightings)
+        """Days on which it was counted."""
+        return tuple(s.day for s in self.sightings if not s.faint)
+
+    @property
+    def faint_days(self) -> tuple[int, ...]:
+        """Days on which it was there but read too faintly to be counted."""
+        return tuple(s.day for s in self.sightings if s.faint)
 
     def to_json(self) -> dict:
         return {
@@ -737,6 +796,7 @@ class Track:
             "radius_ref": round(self.radius_ref, 1),
             "kind": self.kind,
             "days": list(self.days),
+            "faint_days": list(self.faint_days),
         }
 
 
@@ -842,23 +902,142 @@ def _combine_day(photos: Sequence[_Photo], *, factor: float, minimum: float) -> 
 class _TrackState:
     sightings: list[Sighting] = field(default_factory=list)
     indices: list[int] = field(default_factory=list)
+    unseen: set[int] = field(default_factory=set)  # observed days its place was out of view
     centre: tuple[float, float] = (0.0, 0.0)
     radius: float = 0.0
 
     def add(self, index: int, sighting: Sighting) -> None:
         self.indices.append(index)
         self.sightings.append(sighting)
-        n = len(self.sightings)
+        if sighting.faint:
+            return  # where and how big it is comes from the counted sightings
+        counted = [s for s in self.sightings if not s.faint]
+        n = len(counted)
         self.centre = (
             self.centre[0] + (sighting.x_ref - self.centre[0]) / n,
             self.centre[1] + (sighting.y_ref - self.centre[1]) / n,
         )
-        self.radius = statistics.median(s.radius_ref for s in self.sightings)
+        self.radius = statistics.median(s.radius_ref for s in counted)
+
+    def missed(self, k: int) -> int:
+        """Observed days before the ``k``-th since the last sighting, not counting unseen ones."""
+        return sum(1 for i in range(self.indices[-1] + 1, k) if i not in self.unseen)
+
+    def prepend(self, index: int, sighting: Sighting) -> None:
+        """A faint sighting before the first one (found when the lesion was first counted)."""
+        self.indices.insert(0, index)
+        self.sightings.insert(0, sighting)
+
+    @property
+    def faint_run(self) -> int:
+        """Faint sightings since the last counted one."""
+        run = 0
+        for s in reversed(self.sightings):
+            if not s.faint:
+                break
+            run += 1
+        return run
+
+
+def _sighting(day: int, lesion: _Lesion, *, faint: bool = False) -> Sighting:
+    return Sighting(day=day, x_ref=lesion.x, y_ref=lesion.y, radius_ref=lesion.radius,
+                    kind=lesion.kind, confidence=lesion.confidence, region=lesion.region,
+                    sources=lesion.sources, faint=faint)
+
+
+def _in_view(photos: Sequence[_Photo], x: float, y: float, margin: float) -> bool:
+    """Whether any photo of a day showed the place (x, y) of the reference, ``margin`` inside
+    the area its lesions were read on; a photo without a known area showed everything."""
+    for photo in photos:
+        if photo.lesions is None:
+            continue
+        if photo.area is None:
+            return True
+        inside = cv2.pointPolygonTest(photo.area.astype(np.float32).reshape(-1, 1, 2),
+                                      (float(x), float(y)), True)
+        if inside >= margin:
+            return True
+    return False
+
+
+def _hidden(photos: Sequence[_Photo], x: float, y: float) -> bool:
+    """Whether a lesion at (x, y) may have been read as one with a neighbour that day: a
+    lesion or faint spot of one of the day's photos lies closer than that photo's separation."""
+    for photo in photos:
+        if photo.lesions is None or photo.separation <= 0:
+            continue
+        for le in (*photo.lesions, *photo.faint):
+            if math.hypot(le.x - x, le.y - y) < photo.separation:
+                return True
+    return False
+
+
+def _merged_sighting(day: int, state: _TrackState) -> Sighting:
+    """A faint sighting of a tracked lesion read as one with a neighbour (no source)."""
+    last = state.sightings[-1] if state.sightings else None
+    return Sighting(day=day, x_ref=state.centre[0], y_ref=state.centre[1],
+                    radius_ref=state.radius, kind=last.kind if last else "papule",
+                    confidence=0.0, region=last.region if last else None, sources=(),
+                    faint=True)
+
+
+def _faint_of_day(photos: Sequence[_Photo], counted: Sequence[_Lesion]) -> list[_Lesion]:
+    """The day's faint spots: every photo's, and lesions of its photos not counted that day."""
+    with_lesions = [p for p in photos if p.lesions is not None]
+    used = {src for le in counted for src in le.sources}
+    spots = [le for p in with_lesions for le in p.faint]
+    spots += [le for p in with_lesions for le in p.lesions or () if le.sources[0] not in used]
+    return sorted(spots, key=lambda le: (-le.confidence, le.x, le.y))
+
+
+def _first_counted(track: Track) -> Sighting:
+    return next(s for s in track.sightings if not s.faint)
+
+
+def _extend_back(
+    state: _TrackState, k: int, observed: Sequence[int], faint_left: list[list[_Lesion]],
+    factor: float, minimum: float, max_faint_days: int,
+    out_of_view: Callable[[int, float, float, float], bool],
+    hidden: Callable[[int, float, float], bool],
+    max_missed_days: int,
+) -> None:
+    """Prepend the faint spots at a new track's place on the observed days just before ``k``.
+
+    Goes back one observed day at a time while that day has an untaken faint spot within the
+    gate (or did not show the place, ``out_of_view``), at most ``max_faint_days`` faint ones;
+    the spots taken are removed from ``faint_left``.
+    """
+    x, y = state.centre
+    taken = missed = 0
+    for back in range(k - 1, -1, -1):
+        if taken == max_faint_days:
+            return
+        if out_of_view(back, x, y, state.radius):
+            state.unseen.add(back)
+            continue
+        spots = faint_left[back]
+        best, best_d = None, math.inf
+        for j, spot in enumerate(spots):
+            gate = max(factor * max(state.radius, spot.radius), minimum)
+            d = math.hypot(spot.x - x, spot.y - y)
+            if d <= gate and d < best_d:
+                best, best_d = j, d
+        if best is not None:
+            state.prepend(back, _sighting(observed[back], spots.pop(best), faint=True))
+        elif hidden(back, x, y):
+            state.prepend(back, _merged_sighting(observed[back], state))
+        elif missed < max_missed_days:
+            missed += 1
+            continue
+        else:
+            return
+        taken += 1
+        missed = 0
 
 
 def _track(
     photos: Sequence[_Photo], *, gate_radius_factor: float, gate_min_px: float,
-    max_missed_days: int,
+    max_missed_days: int, max_faint_days: int = _MAX_FAINT_DAYS,
 ) -> LesionTracking:
     by_day: dict[int, list[_Photo]] = {}
     for photo in photos:
@@ -866,30 +1045,56 @@ def _track(
             by_day.setdefault(photo.day, []).append(photo)
     observed = sorted(by_day)
     states: list[_TrackState] = []
-    for k, day in enumerate(observed):
-        lesions = _combine_day(by_day[day], factor=gate_radius_factor, minimum=gate_min_px)
-        candidates = [s for s in states if s.indices[-1] >= k - 1 - max_missed_days]
-        centres = np.array([s.centre for s in candidates]).reshape(-1, 2)
-        radii = np.array([s.radius for s in candidates])
-        missed = np.array([k - 1 - s.indices[-1] for s in candidates], dtype=float)
+    faint_left: list[list[_Lesion]] = []  # each observed day's faint spots no track has taken
+
+    def out_of_view(k: int, x: float, y: float, radius: float) -> bool:
+        return not _in_view(by_day[observed[k]], x, y, radius)
+
+    def assign(pool: list[_TrackState], lesions: Sequence[_Lesion], k: int):
+        centres = np.array([s.centre for s in pool]).reshape(-1, 2)
+        radii = np.array([s.radius for s in pool])
+        missed = np.array([s.missed(k) for s in pool], dtype=float)
         pairs = _assign(
             centres, radii, lesions, _MISSED_DAY_PENALTY * missed,
             factor=gate_radius_factor, minimum=gate_min_px,
         )
-        owner = {j: candidates[i] for i, j in pairs}
+        return {j: pool[i] for i, j in pairs}
+
+    for k, day in enumerate(observed):
+        lesions = _combine_day(by_day[day], factor=gate_radius_factor, minimum=gate_min_px)
+        faint = _faint_of_day(by_day[day], lesions)
+        candidates = [s for s in states if s.missed(k) <= max_missed_days]
+        owner = assign(candidates, lesions, k)
+        new = []
         for j, lesion in enumerate(lesions):
             state = owner.get(j)
             if state is None:
                 state = _TrackState()
                 states.append(state)
-            state.add(
-                k,
-                Sighting(
-                    day=day, x_ref=lesion.x, y_ref=lesion.y, radius_ref=lesion.radius,
-                    kind=lesion.kind, confidence=lesion.confidence, region=lesion.region,
-                    sources=lesion.sources,
-                ),
-            )
+                new.append(state)
+            state.add(k, _sighting(day, lesion))
+        # A lesion followed so far but not counted today is still there if read faintly.
+        taken = {id(s) for s in owner.values()}
+        waiting = [s for s in candidates
+                   if id(s) not in taken and s.faint_run < max_faint_days]
+        kept = assign(waiting, faint, k)
+        for j, state in kept.items():
+            state.add(k, _sighting(day, faint[j], faint=True))
+        faint_left.append([le for j, le in enumerate(faint) if j not in kept])
+        # Not seen at all: gone, unless read as one with a neighbour or out of view.
+        held = taken | {id(s) for s in kept.values()}
+        for state in candidates:
+            if id(state) in held:
+                continue
+            if state.faint_run < max_faint_days and _hidden(by_day[day], *state.centre):
+                state.add(k, _merged_sighting(day, state))
+            elif out_of_view(k, *state.centre, state.radius):
+                state.unseen.add(k)
+        # A lesion counted for the first time was there before if read faintly then.
+        for state in new:
+            _extend_back(state, k, observed, faint_left, gate_radius_factor, gate_min_px,
+                         max_faint_days, out_of_view,
+                         lambda i, x, y: _hidden(by_day[observed[i]], x, y), max_missed_days)
 
     def order(state: _TrackState) -> tuple:
         first = state.sightings[0]
@@ -897,19 +1102,21 @@ def _track(
 
     states.sort(key=order)
     tracks = []
+    resolved_at: list[int | None] = []  # observed-day index it was first gone
     for number, state in enumerate(states, start=1):
         x, y = state.centre
-        last = state.indices[-1]
+        after = [i for i in range(state.indices[-1] + 1, len(observed)) if i not in state.unseen]
+        resolved_at.append(after[0] if after else None)
         tracks.append(
             Track(
                 id=number,
                 first_day=state.sightings[0].day,
                 last_day=state.sightings[-1].day,
-                resolved_day=observed[last + 1] if last + 1 < len(observed) else None,
+                resolved_day=None if not after else observed[after[0]],
                 x_ref=x,
                 y_ref=y,
                 radius_ref=state.radius,
-                kind=state.sightings[-1].kind,
+                kind=[s for s in state.sightings if not s.faint][-1].kind,
                 sightings=tuple(state.sightings),
             )
         )
@@ -919,8 +1126,8 @@ def _track(
     for k, day in enumerate(observed):
         new = [t for first, _, t in spans if first == k]
         persisting = [t for first, last, t in spans if first < k <= last]
-        resolved = sum(1 for _, last, _ in spans if last == k - 1)
-        detected = sum(1 for t in tracks for s in t.sightings if s.day == day)
+        resolved = sum(1 for gone in resolved_at if gone == k)
+        detected = sum(1 for t in tracks for s in t.sightings if s.day == day and not s.faint)
         oldest = max(persisting, key=lambda t: (day - t.first_day, -t.id), default=None)
         days.append(
             TrackingDay(
@@ -929,7 +1136,7 @@ def _track(
                 new=len(new),
                 persisting=len(persisting),
                 resolved=resolved,
-                new_pustules=sum(1 for t in new if t.sightings[0].kind == "pustule"),
+                new_pustules=sum(1 for t in new if _first_counted(t).kind == "pustule"),
                 oldest_persisting_age_days=None if oldest is None else day - oldest.first_day,
                 oldest_persisting_id=None if oldest is None else oldest.id,
             )

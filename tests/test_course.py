@@ -628,3 +628,90 @@ def test_a_face_with_dozens_of_spots_is_never_called_resolved(count):
     assert course.status == "slower_than_expected"
     assert any(f"{count} spots" in reason for reason in course.reasons)
     assert course.see_dermatologist is (count >= 42)  # severe on the Hayashi scale
+
+
+def _spot_photo(day: int, spots, faint=(), *, area=None, separation=None) -> dict:
+    """A photo record with counted and faint spots (reference frame = photo frame)."""
+    def entries(points, confidence):
+        return [{"x": x, "y": y, "radius": 5.0, "kind": "papule", "confidence": confidence}
+                for x, y in points]
+
+    record = {"file": f"d{day}.jpg", "day": day, "status": "ok",
+              "to_reference": np.eye(3).tolist(), "lesion_count": len(spots),
+              "lesions": entries(spots, 0.6), "faint_lesions": entries(faint, 0.15),
+              "face": {"box": [0.0, 0.0, 400.0, 400.0]}}
+    reading = {"measured": True, "reason": None, "skin_seen": 1.0, "px_per_mm": 3.0}
+    if area is not None:
+        reading["area"] = area
+    if separation is not None:
+        reading["separation_px"] = separation
+    record["lesion_reading"] = reading
+    return record
+
+
+A, B = (100.0, 100.0), (300.0, 300.0)
+
+
+def test_a_lesion_read_faintly_keeps_its_track_and_is_not_counted():
+    """Flickering below the count on days 2 and 3 (but read faintly) is not gone and back."""
+    photos = [_spot_photo(1, [A, B]), _spot_photo(2, [A], [B]), _spot_photo(3, [A], [B]),
+              _spot_photo(4, [A, B])]
+    tracking = track_lesions(photos)
+    assert len(tracking.tracks) == 2
+    b_track = next(t for t in tracking.tracks if t.x_ref > 200)
+    assert b_track.days == (1, 4) and b_track.faint_days == (2, 3)
+    assert b_track.resolved_day is None
+    assert [d.detected for d in tracking.days] == [2, 1, 1, 2]  # faint is never counted
+    assert [d.resolved for d in tracking.days] == [0, 0, 0, 0]
+    assert b_track.to_json()["faint_days"] == [2, 3]
+
+
+def test_a_lesion_first_counted_late_was_there_if_read_faintly_before():
+    photos = [_spot_photo(1, [A], [B]), _spot_photo(2, [A], [B]), _spot_photo(3, [A, B])]
+    tracking = track_lesions(photos)
+    b_track = next(t for t in tracking.tracks if t.x_ref > 200)
+    assert b_track.first_day == 1 and b_track.faint_days == (1, 2) and b_track.days == (3,)
+    assert [d.new for d in tracking.days] == [2, 0, 0]
+
+
+def test_a_lesion_only_faint_for_many_days_is_resolved():
+    """Faint sightings hold a track for at most _MAX_FAINT_DAYS days in a row: a lesion that
+    fades into a faint mark is resolved, a few days late, not held for ever."""
+    from monitor.course import _MAX_FAINT_DAYS
+
+    n = _MAX_FAINT_DAYS + 3
+    photos = [_spot_photo(0, [A, B])] + [_spot_photo(d, [A], [B]) for d in range(1, n)]
+    b_track = next(t for t in track_lesions(photos).tracks if t.x_ref > 200)
+    assert b_track.faint_days == tuple(range(1, _MAX_FAINT_DAYS + 1))
+    assert b_track.resolved_day == _MAX_FAINT_DAYS + 1
+
+
+def test_a_lesion_out_of_view_is_not_resolved():
+    """A photo framed tighter (its read area misses B's place) does not make B gone."""
+    tight = [[0.0, 0.0], [200.0, 0.0], [200.0, 200.0], [0.0, 200.0]]
+    photos = [_spot_photo(1, [A, B]), _spot_photo(2, [A], area=tight), _spot_photo(3, [A, B]),
+              _spot_photo(4, [A], area=tight)]
+    tracking = track_lesions(photos)
+    assert len(tracking.tracks) == 2
+    b_track = next(t for t in tracking.tracks if t.x_ref > 200)
+    assert b_track.days == (1, 3) and b_track.resolved_day is None
+    assert [d.resolved for d in tracking.days] == [0, 0, 0, 0]
+    # With the whole face in view, B missing on the last day is resolved.
+    photos[-1] = _spot_photo(4, [A])
+    b_track = next(t for t in track_lesions(photos).tracks if t.x_ref > 200)
+    assert b_track.resolved_day == 4
+
+
+def test_a_lesion_read_as_one_with_its_neighbour_is_not_resolved():
+    """Two lesions closer than the reader separates are read as one on some days."""
+    c = (110.0, 100.0)
+    merged = (105.0, 100.0)
+    photos = [_spot_photo(1, [A, c], separation=14.0), _spot_photo(2, [merged], separation=14.0),
+              _spot_photo(3, [merged], separation=14.0), _spot_photo(4, [A, c], separation=14.0)]
+    tracking = track_lesions(photos)
+    assert len(tracking.tracks) == 2
+    assert all(t.resolved_day is None and t.first_day == 1 for t in tracking.tracks)
+    # Without a known separation the same photos mean one of them went and a new one came.
+    plain = [{k: v for k, v in p.items() if k != "lesion_reading"} for p in photos]
+    assert any(t.resolved_day is not None or t.first_day > 1
+               for t in track_lesions(plain).tracks)
