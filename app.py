@@ -11,7 +11,7 @@ st.set_page_config(page_title="Breakout Monitor", page_icon="🩺", layout="wide
 from app_pages import common  # noqa: E402 - set_page_config must come first
 
 store = common.get_store()
-user = common.current_user()
+user = common.resolve_user(store)  # read afresh from the store on every run
 
 if user is None:
     pages = [st.Page("app_pages/sign_in.py", title="Sign in", icon="🔑", default=True)]

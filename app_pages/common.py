@@ -12,6 +12,7 @@ from monitor.errors import MonitorError
 from monitor.imagery import aligned_photo
 from monitor.report import STATUS_WORDS
 from monitor.store import Store, User
+from monitor.web import open_store
 
 SYMPTOM_QUESTIONS = {
     "fever": "Do you have a fever (38 °C or more)?",
@@ -22,20 +23,50 @@ SYMPTOM_QUESTIONS = {
 }
 
 
-@st.cache_resource
-def _open_store(data_dir: str) -> Store:
-    return Store(data_dir)
+#: The session cookie (HttpOnly, SameSite=Strict; set by the server's /api/session route).
+SESSION_COOKIE = "monitor_session"
 
 
 def get_store() -> Store:
-    return _open_store(os.environ.get("MONITOR_DATA") or "data")
+    return open_store(os.environ.get("MONITOR_DATA") or "data")
+
+
+def resolve_user(store: Store) -> User | None:
+    """Who is signed in, read afresh from the store on every run of the page (app.py).
+
+    The tab's session (its id is kept server-side in ``st.session_state``), else the
+    browser's session cookie after a reload. A session that was ended, idle too long, or
+    whose account was erased or changed signs the tab out, with a plain notice.
+    """
+    sid = st.session_state.get("session_id")
+    found = store.session_user(session_id=sid) if sid is not None else None
+    if found is None:
+        token = st.context.cookies.get(SESSION_COOKIE)
+        found = store.session_user(token=token) if isinstance(token, str) else None
+    if found is None:
+        if sid is not None:
+            st.session_state.clear()
+            st.session_state["signed_out_notice"] = (
+                "You have been signed out (after a while without use, or because your "
+                "account changed). Please sign in again.")
+        st.session_state.pop("user", None)
+        return None
+    sid, user = found
+    previous = st.session_state.get("user")
+    if previous is not None and (previous.id, previous.patient_id) != (user.id,
+                                                                       user.patient_id):
+        st.session_state.clear()
+    st.session_state["session_id"], st.session_state["user"] = sid, user
+    return user
 
 
 def current_user() -> User | None:
+    """The user :func:`resolve_user` read from the store for this run."""
     return st.session_state.get("user")
 
 
 def sign_out() -> None:
+    get_store().end_session(st.session_state.get("session_id"))
     st.session_state.clear()
 
 

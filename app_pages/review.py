@@ -76,9 +76,26 @@ left, right = st.columns(2)
 left.plotly_chart(course_figure(v.trend, "lesions", region=region_key), key="review_lesions")
 right.plotly_chart(course_figure(v.trend, "redness", region=region_key), key="review_redness")
 
+
+def erase_section() -> None:
+    """Erasure, for every patient (also one with no usable photo yet)."""
+    with st.expander("Erase this patient (right to erasure)"):
+        st.write("This deletes every photo, measurement, answer and note of this patient, "
+                 "and their account. It cannot be undone.")
+        confirm = st.text_input(f"Type the patient's name ({p.name}) to confirm",
+                                key="erase_name")
+        if st.button("Erase for good", key="erase", type="primary"):
+            with plain_errors():
+                store.delete_patient(user, patient_id, confirm_name=confirm)
+            st.session_state.pop("review_patient", None)
+            st.query_params.clear()
+            st.switch_page("app_pages/triage.py")
+
+
 accepted = v.accepted
 if not accepted:
     st.info("No usable photo yet.")
+    erase_section()
     st.stop()
 
 with st.spinner("Lining up the photos..."):
@@ -184,13 +201,4 @@ gif = partial(timelapse_gif, [frames[e["photo_id"]] for e in accepted],
 e4.download_button("Time-lapse (GIF)", gif, file_name=f"course-{patient_id}.gif",
                    mime="image/gif", key="download_gif", on_click="ignore")
 
-with st.expander("Erase this patient (right to erasure)"):
-    st.write("This deletes every photo, measurement, answer and note of this patient, and "
-             "their account. It cannot be undone.")
-    confirm = st.text_input(f"Type the patient's name ({p.name}) to confirm", key="erase_name")
-    if st.button("Erase for good", key="erase", type="primary"):
-        with plain_errors():
-            store.delete_patient(user, patient_id, confirm_name=confirm)
-        st.session_state.pop("review_patient", None)
-        st.query_params.clear()
-        st.switch_page("app_pages/triage.py")
+erase_section()

@@ -60,7 +60,7 @@ def main(argv: list[str]) -> int:
         os.environ["MONITOR_DATA"] = str(folder)
         os.chdir(ROOT)
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
-        at.session_state["user"] = store.user("doctor")
+        at.session_state["session_id"], _ = store.start_session(store.user("doctor"))
         at.query_params["patient"] = str(pid)
         t0 = time.perf_counter()
         at.switch_page("app_pages/review.py").run()

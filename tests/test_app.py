@@ -38,7 +38,7 @@ def demo(demo_template, tmp_path, monkeypatch):
 def _app(store: Store | None = None, username: str | None = None) -> AppTest:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     if username is not None:
-        at.session_state["user"] = store.user(username)
+        at.session_state["session_id"], _ = store.start_session(store.user(username))
     return at.run()
 
 
@@ -107,7 +107,7 @@ def test_my_course_shows_metrics_chart_status_and_before_after(demo):
 def test_patient_cannot_open_another_course_by_query_parameter(demo):
     sam = demo.user("sam")
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.session_state["user"] = demo.user("alex")
+    at.session_state["session_id"], _ = demo.start_session(demo.user("alex"))
     at.query_params["patient"] = str(sam.patient_id)
     at.switch_page("app_pages/my_course.py").run()
     assert not at.exception
@@ -137,7 +137,7 @@ def _review_alex_day_2(demo):
     doctor = demo.user("doctor")
     alex = next(p for p in demo.patients(doctor) if p.name == "Alex")
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.session_state["user"] = doctor
+    at.session_state["session_id"], _ = demo.start_session(doctor)
     at.query_params["patient"] = str(alex.id)
     at.switch_page("app_pages/review.py").run()
     assert not at.exception, at.exception
@@ -192,7 +192,7 @@ def test_review_undo_add_a_missed_lesion_and_note(demo):
 def test_review_of_another_clinicians_patient_is_refused(demo):
     other = demo.create_user("doc2", "other password", role="clinician")
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.session_state["user"] = other
+    at.session_state["session_id"], _ = demo.start_session(other)
     at.query_params["patient"] = "1"
     at.switch_page("app_pages/review.py").run()
     assert not at.exception
@@ -223,7 +223,7 @@ def test_a_warm_rerun_of_a_30_day_review_recomputes_nothing(demo, monkeypatch):
     doctor = demo.user("doctor")
     alex_id = load_script("benchmarks/review_rerun.py").extend_to_30_days(demo)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.session_state["user"] = doctor
+    at.session_state["session_id"], _ = demo.start_session(doctor)
     at.query_params["patient"] = str(alex_id)
     at.switch_page("app_pages/review.py").run()
     assert not at.exception and len(at.image) >= 30
@@ -248,3 +248,42 @@ def test_a_warm_rerun_of_a_30_day_review_recomputes_nothing(demo, monkeypatch):
     at.slider(key="wipe_review").set_value(30).run()
     assert not at.exception
     assert calls == []
+
+
+def test_an_erased_patients_open_tab_is_signed_out_not_shown_the_next_patient(demo):
+    """Issue #16, finding 1: the tab stays open while the patient is erased and replaced."""
+    at = _app(demo, "robin")
+    assert at.title[0].value == "Daily check-in"
+    doctor, robin = demo.user("doctor"), demo.user("robin")
+    demo.delete_patient(doctor, robin.patient_id, confirm_name="Robin")
+    new = demo.create_user("newcomer", "mossy garden gate", role="patient",
+                           display_name="New Comer", clinician="doctor")
+    assert (new.id, new.patient_id) != (robin.id, robin.patient_id)
+    at.run()  # the old tab's next run, without a reload
+    assert not at.exception
+    assert at.title[0].value == "Breakout Monitor"  # the sign-in page
+    assert "signed out" in _texts(at)
+    assert "New Comer" not in _texts(at) and "Signed in as" not in _texts(at)
+
+
+def test_a_user_put_in_the_tab_state_is_not_signed_in(demo):
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.session_state["user"] = demo.user("doctor")  # only a session of the store counts
+    at.run()
+    assert at.title[0].value == "Breakout Monitor"
+
+
+def test_a_patient_with_no_usable_photo_can_be_erased(demo):
+    """Finding 5: the review page stopped before the erasure for such a patient."""
+    doctor = demo.user("doctor")
+    robin = next(p for p in demo.patients(doctor) if p.name == "Robin")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.session_state["session_id"], _ = demo.start_session(doctor)
+    at.query_params["patient"] = str(robin.id)
+    at.switch_page("app_pages/review.py").run()
+    assert "No usable photo yet" in _texts(at)
+    at.text_input(key="erase_name").input("Robin")
+    next(b for b in at.button if b.key == "erase").click().run()
+    assert not at.exception, at.exception
+    assert [p.name for p in demo.patients(doctor)] == ["Alex", "Sam"]
+    assert demo.user("robin") is None
