@@ -287,3 +287,64 @@ def test_a_patient_with_no_usable_photo_can_be_erased(demo):
     assert not at.exception, at.exception
     assert [p.name for p in demo.patients(doctor)] == ["Alex", "Sam"]
     assert demo.user("robin") is None
+
+
+def test_a_photo_stranded_without_its_analysis_is_analysed_again(demo):
+    """Finding 6: a crash between storing a photo and its analysis hid it for good."""
+    from monitor.clinic import analyse_missing, check_in_photo
+
+    robin = demo.user("robin")
+    day0, day1 = ((SAMPLES / f"day{d}.jpg").read_bytes() for d in (0, 1))
+    demo.add_photo(robin, robin.patient_id, day0, file_name="day0.jpg")  # then the crash
+    assert [p.result for p in demo.photos(robin, robin.patient_id)] == [None]
+    outcome = check_in_photo(demo, robin, robin.patient_id, day0, file_name="day0.jpg")
+    assert outcome.accepted, outcome.result
+    demo.add_photo(robin, robin.patient_id, day1, file_name="day1.jpg")  # crash again
+    assert len(demo.photos_without_analysis()) == 1
+    assert analyse_missing(demo) == 2  # the course, read against its reference again
+    photos = demo.photos(robin, robin.patient_id)
+    assert [p.status for p in photos] == ["ok", "ok"]
+    assert {p.reference_photo_id for p in photos} == {photos[0].id}
+    assert demo.photos_without_analysis() == []
+
+
+def test_check_ins_of_one_patient_run_one_at_a_time(demo, monkeypatch):
+    """Finding 9: two uploads at once were analysed against different reference photos."""
+    import threading
+    import time
+
+    import monitor.clinic as clinic
+
+    robin = demo.user("robin")
+    running, most = [0], [0]
+    real = clinic.analyse_photo
+
+    def watched(*args, **kwargs):
+        running[0] += 1
+        most[0] = max(most[0], running[0])
+        try:
+            time.sleep(0.3)
+            return real(*args, **kwargs)
+        finally:
+            running[0] -= 1
+
+    monkeypatch.setattr(clinic, "analyse_photo", watched)
+    errors = []
+
+    def check_in(day):
+        try:
+            clinic.check_in_photo(demo, robin, robin.patient_id,
+                                  (SAMPLES / f"day{day}.jpg").read_bytes(),
+                                  file_name=f"day{day}.jpg")
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=check_in, args=(d,)) for d in (1, 0)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and most[0] == 1
+    photos = demo.photos(robin, robin.patient_id)
+    assert [p.status for p in photos] == ["ok", "ok"]
+    assert {p.reference_photo_id for p in photos} == {photos[0].id}  # day 0 for both
