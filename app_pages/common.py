@@ -27,6 +27,25 @@ SYMPTOM_QUESTIONS = {
 SESSION_COOKIE = "monitor_session"
 
 
+_MARKDOWN_PUNCTUATION = frozenset("\\`*_{}[]<>()#+-.!|~:$&=\"'/%^;,?@")
+
+
+def plain(text: object) -> str:
+    """User text (names, notes, file names) for a place that renders Markdown, shown as typed.
+
+    Every ASCII punctuation mark is escaped, so ``![x](http://host/x.png)`` is text, not an
+    image the browser would fetch; a colon also gets a zero-width space after it, so that
+    ``:red[...]`` or ``:material/...:`` stay text too. Line breaks become spaces.
+    """
+    out = []
+    for ch in " ".join(str(text).split()):
+        if ch in _MARKDOWN_PUNCTUATION:
+            out.append("\\" + ch + ("\u200b" if ch == ":" else ""))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 def get_store() -> Store:
     return open_store(os.environ.get("MONITOR_DATA") or "data")
 
@@ -75,7 +94,7 @@ def sidebar(store: Store, user: User | None) -> None:
         st.sidebar.warning("Demo clinic: made-up patients and demo accounts, for trying the app. "
                            f"Its 'today' is {store.today():%d %B %Y}.")
     if user is not None:
-        st.sidebar.write(f"Signed in as **{user.display_name}**")
+        st.sidebar.markdown(f"Signed in as **{plain(user.display_name)}**")
         st.sidebar.button("Sign out", on_click=sign_out, key="sign_out")
 
 

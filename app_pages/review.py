@@ -10,6 +10,7 @@ from app_pages.common import (
     current_user,
     day_label,
     get_store,
+    plain,
     plain_errors,
     reference,
     status_box,
@@ -60,8 +61,8 @@ if patient_id not in seen:
     seen.add(patient_id)
 
 p = v.patient
-st.title(f"Review: {p.name}")
-st.caption(f"{p.procedure} on {p.treatment_date:%d %B %Y}; today is day {v.today_day}. "
+st.title(f"Review: {plain(p.name)}")
+st.caption(f"{plain(p.procedure)} on {p.treatment_date:%d %B %Y}; today is day {v.today_day}. "
            f"{len(v.accepted)} usable photos.")
 status_box(v.trend)
 
@@ -77,12 +78,36 @@ left.plotly_chart(course_figure(v.trend, "lesions", region=region_key), key="rev
 right.plotly_chart(course_figure(v.trend, "redness", region=region_key), key="review_redness")
 
 
+def _correct(change, *args, **kwargs) -> None:
+    try:
+        change(*args, **kwargs)
+    except MonitorError as error:
+        st.session_state["correction_error"] = str(error)
+
+
+def _save_note(user, patient_id: int) -> None:
+    text = st.session_state["note_text"].strip()
+    if text:
+        _correct(store.add_note, user, patient_id, text)
+
+
+def notes_section() -> None:
+    """The clinician's notes (user text: shown as typed)."""
+    st.subheader("Notes")
+    for note in store.notes(user, patient_id):
+        st.markdown(f"**{plain(note.author)}**, {note.created_at:%d %b %Y %H:%M}: "
+                    f"{plain(note.text)}")
+    with st.form("note", clear_on_submit=True):
+        st.text_area("Add a note", key="note_text")
+        st.form_submit_button("Save note", on_click=_save_note, args=(user, patient_id))
+
+
 def erase_section() -> None:
     """Erasure, for every patient (also one with no usable photo yet)."""
     with st.expander("Erase this patient (right to erasure)"):
         st.write("This deletes every photo, measurement, answer and note of this patient, "
                  "and their account. It cannot be undone.")
-        confirm = st.text_input(f"Type the patient's name ({p.name}) to confirm",
+        confirm = st.text_input(f"Type the patient's name ({plain(p.name)}) to confirm",
                                 key="erase_name")
         if st.button("Erase for good", key="erase", type="primary"):
             with plain_errors():
@@ -95,6 +120,7 @@ def erase_section() -> None:
 accepted = v.accepted
 if not accepted:
     st.info("No usable photo yet.")
+    notes_section()
     erase_section()
     st.stop()
 
@@ -129,24 +155,11 @@ c2.image(redness_overlay(frames[photo_id], ref), caption="redness above day 0")
 # Corrections and notes are saved by callbacks, before the page runs: one run per click. (A
 # button that called st.rerun() from the middle of the page made one and a half runs per click,
 # and a finished run lets Streamlit forget the files of download buttons it did not draw.)
-def _correct(change, *args, **kwargs) -> None:
-    try:
-        change(*args, **kwargs)
-    except MonitorError as error:
-        st.session_state["correction_error"] = str(error)
-
-
 def _add_missed(user, photo_id: int, entry: dict, ref) -> None:
     px, py = frame_to_photo(entry, ref, float(st.session_state["add_x"]),
                             float(st.session_state["add_y"]))
     _correct(store.add_correction, user, photo_id, action="add", x=px, y=py, radius=4.0,
              kind=st.session_state["add_kind"])
-
-
-def _save_note(user, patient_id: int) -> None:
-    text = st.session_state["note_text"].strip()
-    if text:
-        _correct(store.add_note, user, patient_id, text)
 
 
 st.markdown("**Correct the engine**")
@@ -172,16 +185,12 @@ with st.form("add_lesion"):
 mine = [c for c in v.corrections if c.photo_id == photo_id]
 for c in mine:
     a, b = st.columns([3, 1])
-    a.caption(f"{c.action} at ({c.x:.0f}, {c.y:.0f}) by {c.author}, {c.created_at:%d %b %H:%M}")
+    a.caption(f"{c.action} at ({c.x:.0f}, {c.y:.0f}) by {plain(c.author)}, "
+              f"{c.created_at:%d %b %H:%M}")
     b.button("Undo", key=f"undo_{c.id}", on_click=_correct,
              args=(store.remove_correction, user, c.id))
 
-st.subheader("Notes")
-for note in store.notes(user, patient_id):
-    st.write(f"**{note.author}**, {note.created_at:%d %b %Y %H:%M}: {note.text}")
-with st.form("note", clear_on_submit=True):
-    st.text_area("Add a note", key="note_text")
-    st.form_submit_button("Save note", on_click=_save_note, args=(user, patient_id))
+notes_section()
 
 st.subheader("Export")
 # Downloads change nothing, so they do not rerun the page. The PDF and the time-lapse take a

@@ -186,7 +186,7 @@ def test_review_undo_add_a_missed_lesion_and_note(demo):
     next(b for b in at.button if b.label == "Save note").click().run()
     assert not at.exception, at.exception
     assert [n.text for n in demo.notes(doctor, alex.id)] == ["Review on Friday."]
-    assert "Review on Friday." in _texts(at)
+    assert "Review on Friday\\." in _texts(at)  # shown as typed (Markdown escaped)
 
 
 def test_review_of_another_clinicians_patient_is_refused(demo):
@@ -348,3 +348,46 @@ def test_check_ins_of_one_patient_run_one_at_a_time(demo, monkeypatch):
     photos = demo.photos(robin, robin.patient_id)
     assert [p.status for p in photos] == ["ok", "ok"]
     assert {p.reference_photo_id for p in photos} == {photos[0].id}  # day 0 for both
+
+
+_MARKDOWN_ATTACKS = ["![x](http://198.51.100.7/x.png)", "<img src=http://198.51.100.7/y>",
+                     ":red[big] :material/home: **bold** [link](http://198.51.100.7/)",
+                     "# heading\n\n- list `code` $x^2$ ~~gone~~ a_b_c \\ end"]
+
+
+@pytest.mark.parametrize("text", _MARKDOWN_ATTACKS)
+def test_plain_escapes_every_markdown_mark(text):
+    """Finding 7 (the browser test in tests/e2e renders these and watches the network)."""
+    from app_pages.common import plain
+
+    out = plain(text).replace("\u200b", "")
+    shown, marks, i = [], [], 0
+    while i < len(out):
+        if out[i] == "\\":
+            shown.append(out[i + 1])
+            i += 2
+            continue
+        if out[i] in "![]()<>*_`#-:$~":
+            marks.append(out[i])
+        shown.append(out[i])
+        i += 1
+    assert marks == []  # every mark is escaped...
+    assert "".join(shown) == " ".join(text.split())  # ...and the text reads as typed
+
+
+def test_names_and_notes_with_markdown_are_shown_as_text_in_the_review(demo):
+    doctor = demo.user("doctor")
+    pid = demo.add_patient(doctor, "Eve ![x](http://198.51.100.7/x.png)",
+                           treatment_date=demo.today())
+    demo.add_note(doctor, pid, "see ![y](http://198.51.100.7/y.png) **now**")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.session_state["session_id"], _ = demo.start_session(doctor)
+    at.query_params["patient"] = str(pid)
+    at.switch_page("app_pages/review.py").run()
+    assert not at.exception, at.exception
+    sources = [str(e.value) for kind in ("markdown", "title", "caption") for e in
+               getattr(at, kind)]
+    sources += [b.label for b in at.button] + [t.label for t in at.text_input]
+    assert any("198" in s for s in sources)
+    for source in sources:
+        assert "![" not in source and "](" not in source and "**now" not in source, source

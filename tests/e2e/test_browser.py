@@ -121,3 +121,37 @@ def test_patient_cannot_open_another_course(page: Page, base_url: str):
     nav.get_by_text("My course").click()
     expect(page.locator('[data-testid="stPlotlyChart"]').first).to_be_visible(timeout=TIMEOUT)
     expect(page.get_by_text("Review: Sam")).to_have_count(0)
+
+
+@pytest.fixture(scope="session")
+def second_clinic(demo_data):
+    """A second clinician (not the demo doctor) with a patient whose name and note carry
+    Markdown, and a patient account of theirs."""
+    from datetime import date
+
+    from monitor.store import Store
+
+    store = Store(demo_data)
+    doc = store.create_user("mdoc", "second clinic doctor", role="clinician",
+                            display_name="Dr ![d](http://198.51.100.7/d.png)")
+    pat = store.create_user("mpat", "second clinic patient", role="patient",
+                            display_name="Eve ![x](http://198.51.100.7/x.png)",
+                            clinician="mdoc", treatment_date=date(2026, 3, 2))
+    store.add_note(doc, pat.patient_id, "see ![y](http://198.51.100.7/y.png) **now**")
+    store.close()
+    return pat.patient_id
+
+
+def test_markdown_in_names_and_notes_is_shown_as_text_and_fetches_nothing(
+        page: Page, base_url: str, second_clinic):
+    """Issue #16, finding 7: an image in a name or note made the browser call out."""
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    sign_in(page, base_url, "mdoc", "second clinic doctor")
+    page.locator('[data-testid="stSidebarNav"]').get_by_text("Patient review").click()
+    expect(page.get_by_role("heading", name=re.compile("Review: Eve"))).to_be_visible()
+    expect(page.get_by_text("see ![y](http://198.51.100.7/y.png) **now**")).to_be_visible()
+    expect(page.get_by_text("Dr ![d](http://198.51.100.7/d.png)").first).to_be_visible()
+    run_finished(page)
+    assert page.locator("img[src*='198.51.100.7']").count() == 0
+    assert [u for u in requested if "198.51.100.7" in u] == []
