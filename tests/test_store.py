@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import struct
 import subprocess
 import sys
 import textwrap
@@ -596,3 +597,64 @@ def test_files_are_private_to_the_server_user(clinic):
         assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
     for path in folders:
         assert stat.S_IMODE(path.stat().st_mode) == 0o700, path
+
+
+# -- metadata of stored JPEGs (finding 8) ------------------------------------------------------
+
+
+def _jpeg_with_everything() -> bytes:
+    """A JPEG carrying identifying metadata of every kind, and what must be kept."""
+    from PIL import ImageCms
+
+    image = Image.new("RGB", (240, 200), (150, 90, 80))
+    image.putpixel((7, 7), (255, 255, 255))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: kept
+    exif[0x0132] = "2026:03:02 09:00:00"
+    exif[0x013B] = "Artist Jane Zebraname"
+    exif[0x8298] = "Copyright Zebraname"
+    exif[0x010F] = "CameraMaker"
+    exif[0x8769] = {0x9003: "2026:03:02 08:59:58",  # DateTimeOriginal: kept
+                    0x9011: "+01:00",
+                    0xA430: "Owner Zebraname",  # CameraOwnerName
+                    0xA431: "SERIAL-77Q123",  # BodySerialNumber
+                    0x927C: b"maker note Zebraname"}
+    exif[0x8825] = {1: "N", 2: (48.0, 51.0, 24.0), 3: "E", 4: (2.0, 21.0, 3.0)}
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    out = io.BytesIO()
+    image.save(out, format="JPEG", exif=exif, icc_profile=icc, comment=b"Comment Zebraname",
+               xmp=b"<x:xmpmeta>Zebraname city</x:xmpmeta>")
+    data = out.getvalue()
+    iptc = b"Photoshop 3.0\x00" + b"8BIM\x04\x04\x00\x00\x00\x00\x00\x13" \
+        + b"\x1c\x02\x5a\x00\x0fCity Zebraville"
+    app13 = b"\xff\xed" + struct.pack(">H", len(iptc) + 2) + iptc
+    trailer = b"\xff\xd8\xff\xe1\x00\x10Exif\x00\x00Zebraname"  # e.g. a second image
+    return data[:2] + app13 + data[2:] + trailer
+
+
+def test_stored_jpegs_keep_only_orientation_time_and_colour_profile():
+    data = _jpeg_with_everything()
+    for secret in (b"Zebra", b"SERIAL-77Q123", b"CameraMaker"):
+        assert secret in data
+    stored, suffix = strip_location(data)
+    assert suffix == ".jpg"
+    for secret in (b"Zebra", b"SERIAL-77Q123", b"CameraMaker", b"8BIM", b"xmpmeta"):
+        assert secret not in stored, secret
+    assert stored.endswith(b"\xff\xd9") and stored.count(b"\xff\xd8") == 1
+    kept = Image.open(io.BytesIO(stored))
+    exif = kept.getexif()
+    assert dict(exif) == {0x0112: 6, 0x0132: "2026:03:02 09:00:00", 0x8769: exif[0x8769]}
+    assert dict(exif.get_ifd(0x8769)) == {0x9003: "2026:03:02 08:59:58", 0x9011: "+01:00"}
+    assert kept.info.get("icc_profile") == Image.open(io.BytesIO(data)).info["icc_profile"]
+    assert np.array_equal(np.asarray(kept), np.asarray(Image.open(io.BytesIO(data))))
+
+
+def test_a_progressive_jpeg_keeps_all_its_scans():
+    image = Image.fromarray(np.random.default_rng(3).integers(0, 255, (120, 160, 3),
+                                                              dtype=np.uint8))
+    out = io.BytesIO()
+    image.save(out, format="JPEG", progressive=True, comment=b"a comment")
+    stored, suffix = strip_location(out.getvalue())
+    assert suffix == ".jpg" and b"a comment" not in stored
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(stored))),
+                          np.asarray(Image.open(out)))
