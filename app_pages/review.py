@@ -1,6 +1,5 @@
 """Clinician: one patient's review, corrections, notes, export and erasure."""
 
-from functools import partial
 
 import streamlit as st
 
@@ -13,6 +12,7 @@ from app_pages.common import (
     plain,
     plain_errors,
     reference,
+    show_image,
     status_box,
     view,
 )
@@ -24,10 +24,8 @@ from monitor.imagery import (
     frame_to_photo,
     lesions_in_frame,
     redness_overlay,
-    timelapse_gif,
     wipe,
 )
-from monitor.report import series_csv, series_json
 
 store = get_store()
 user = current_user()
@@ -132,13 +130,13 @@ st.subheader("Aligned photos")
 cols = st.columns(min(len(accepted), 8))
 for i, entry in enumerate(accepted):
     if frames[entry["photo_id"]] is not None:
-        cols[i % len(cols)].image(frames[entry["photo_id"]], caption=day_label(entry))
+        show_image(frames[entry["photo_id"]], caption=day_label(entry), where=cols[i % len(cols)])
 
 first, last = accepted[0], accepted[-1]
 if len(accepted) >= 2:
     share = st.slider("Before / after", 0, 100, 50, key="wipe_review")
-    st.image(wipe(frames[first["photo_id"]], frames[last["photo_id"]], share / 100),
-             caption=f"left: {day_label(first)}, right: {day_label(last)}", width=480)
+    show_image(wipe(frames[first["photo_id"]], frames[last["photo_id"]], share / 100),
+               caption=f"left: {day_label(first)}, right: {day_label(last)}", width=480)
 
 st.subheader("Lesions and redness on one photo")
 labels = {f"{day_label(e)} - {e.get('file')}": e["photo_id"] for e in accepted}
@@ -148,8 +146,9 @@ entry = next(e for e in accepted if e["photo_id"] == photo_id)
 lesions = lesions_in_frame(entry, ref)
 st.metric("Spots on this photo", entry.get("lesion_count") or 0)
 c1, c2 = st.columns(2)
-c1.image(draw_lesions(frames[photo_id], lesions), caption="lesions (blue: added by you)")
-c2.image(redness_overlay(frames[photo_id], ref), caption="redness above day 0")
+show_image(draw_lesions(frames[photo_id], lesions), caption="lesions (blue: added by you)",
+           where=c1)
+show_image(redness_overlay(frames[photo_id], ref), caption="redness above day 0", where=c2)
 
 
 # Corrections and notes are saved by callbacks, before the page runs: one run per click. (A
@@ -193,21 +192,7 @@ for c in mine:
 notes_section()
 
 st.subheader("Export")
-# Downloads change nothing, so they do not rerun the page. The PDF and the time-lapse take a
-# moment to make, so they are made when clicked (Streamlit runs the function then), not on
-# every run of the page; the file is then fetched at once.
-e1, e2, e3, e4 = st.columns(4)
-pdf = partial(common.pdf, store, user, v, frames[first["photo_id"]], frames[last["photo_id"]],
-              day_label(first), day_label(last))
-e1.download_button("PDF for the record", pdf, file_name=f"course-{patient_id}.pdf",
-                   mime="application/pdf", key="download_pdf", on_click="ignore")
-e2.download_button("Series (CSV)", series_csv(v), file_name=f"course-{patient_id}.csv",
-                   mime="text/csv", key="download_csv", on_click="ignore")
-e3.download_button("Series (JSON)", series_json(v), file_name=f"course-{patient_id}.json",
-                   mime="application/json", key="download_json", on_click="ignore")
-gif = partial(timelapse_gif, [frames[e["photo_id"]] for e in accepted],
-              [day_label(e) for e in accepted])
-e4.download_button("Time-lapse (GIF)", gif, file_name=f"course-{patient_id}.gif",
-                   mime="image/gif", key="download_gif", on_click="ignore")
+# Made by the server when clicked (monitor.web checks the session cookie and access).
+common.export_links(patient_id)
 
 erase_section()

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from app_pages.common import get_store, plain_errors
+from app_pages.common import get_store, plain_errors, sign_in
 from monitor.demo import DEMO_ACCOUNTS
 
 store = get_store()
@@ -22,8 +22,7 @@ if submitted:
     if user is None:
         st.error("That user name and password do not match. Please try again.")
     else:
-        st.session_state.clear()
-        st.session_state["session_id"], _ticket = store.start_session(user)
+        sign_in(store, user)
         st.rerun()
 
 if store.is_demo:

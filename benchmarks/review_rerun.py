@@ -59,7 +59,7 @@ def main(argv: list[str]) -> int:
         pid = extend_to_30_days(store)
         os.environ["MONITOR_DATA"] = str(folder)
         os.chdir(ROOT)
-        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+        at = AppTest.from_file(str(ROOT / "clinic_app.py"), default_timeout=300)
         at.session_state["session_id"], _ = store.start_session(store.user("doctor"))
         at.query_params["patient"] = str(pid)
         t0 = time.perf_counter()

@@ -36,7 +36,7 @@ def demo(demo_template, tmp_path, monkeypatch):
 
 
 def _app(store: Store | None = None, username: str | None = None) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at = AppTest.from_file(str(ROOT / "clinic_app.py"), default_timeout=120)
     if username is not None:
         at.session_state["session_id"], _ = store.start_session(store.user(username))
     return at.run()
@@ -47,6 +47,12 @@ def _texts(at: AppTest) -> str:
                                   "title", "subheader")
              for e in getattr(at, kind)]
     return "\n".join(str(p) for p in parts)
+
+
+def _photos(at: AppTest) -> list[str]:
+    """The embedded photos of the page (data: URIs; nothing goes through /media/)."""
+    return [h.proto.body for h in at.get("html") if 'class="monitor-photo"' in h.proto.body
+            and 'src="data:image/jpeg;base64,' in h.proto.body]
 
 
 def _click(at: AppTest, label: str) -> AppTest:
@@ -101,12 +107,13 @@ def test_my_course_shows_metrics_chart_status_and_before_after(demo):
     assert labels == ["Spots today", "Redness today", "Spots on day 0"]
     assert "Settled" in _texts(at) or "Settling" in _texts(at)
     assert len(at.get("plotly_chart")) == 2
-    assert len(at.image) >= 1 and at.slider(key="wipe_patient").value == 50
+    assert len(_photos(at)) == 3 and at.slider(key="wipe_patient").value == 50
+    assert not at.image  # no st.image: its pictures are served from /media/ to anyone
 
 
 def test_patient_cannot_open_another_course_by_query_parameter(demo):
     sam = demo.user("sam")
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at = AppTest.from_file(str(ROOT / "clinic_app.py"), default_timeout=60)
     at.session_state["session_id"], _ = demo.start_session(demo.user("alex"))
     at.query_params["patient"] = str(sam.patient_id)
     at.switch_page("app_pages/my_course.py").run()
@@ -136,7 +143,7 @@ def _review_alex_day_2(demo):
     """The review page of the demo's Alex, showing the busiest day (day 2)."""
     doctor = demo.user("doctor")
     alex = next(p for p in demo.patients(doctor) if p.name == "Alex")
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at = AppTest.from_file(str(ROOT / "clinic_app.py"), default_timeout=120)
     at.session_state["session_id"], _ = demo.start_session(doctor)
     at.query_params["patient"] = str(alex.id)
     at.switch_page("app_pages/review.py").run()
@@ -160,8 +167,9 @@ def test_review_reject_a_lesion_changes_the_count_and_exports(demo):
               __import__("monitor.clinic", fromlist=["x"]).course_view(
                   demo, doctor, alex.id).trend["series"]}
     assert series[2] == before - 1
-    labels = [d.proto.label for d in at.get("download_button")]
-    assert "PDF for the record" in labels and "Time-lapse (GIF)" in labels
+    links = "".join(h.proto.body for h in at.get("html"))
+    assert f'href="/api/export/{alex.id}/pdf"' in links and "Time-lapse (GIF)" in links
+    assert not at.get("download_button")  # their files are served from /media/ to anyone
 
 
 def test_review_undo_add_a_missed_lesion_and_note(demo):
@@ -191,7 +199,7 @@ def test_review_undo_add_a_missed_lesion_and_note(demo):
 
 def test_review_of_another_clinicians_patient_is_refused(demo):
     other = demo.create_user("doc2", "other password", role="clinician")
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at = AppTest.from_file(str(ROOT / "clinic_app.py"), default_timeout=60)
     at.session_state["session_id"], _ = demo.start_session(other)
     at.query_params["patient"] = "1"
     at.switch_page("app_pages/review.py").run()
@@ -222,11 +230,11 @@ def test_a_warm_rerun_of_a_30_day_review_recomputes_nothing(demo, monkeypatch):
 
     doctor = demo.user("doctor")
     alex_id = load_script("benchmarks/review_rerun.py").extend_to_30_days(demo)
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at = AppTest.from_file(str(ROOT / "clinic_app.py"), default_timeout=120)
     at.session_state["session_id"], _ = demo.start_session(doctor)
     at.query_params["patient"] = str(alex_id)
     at.switch_page("app_pages/review.py").run()
-    assert not at.exception and len(at.image) >= 30
+    assert not at.exception and len(_photos(at)) >= 30
     calls = []
 
     def counted(module, name):
@@ -267,7 +275,7 @@ def test_an_erased_patients_open_tab_is_signed_out_not_shown_the_next_patient(de
 
 
 def test_a_user_put_in_the_tab_state_is_not_signed_in(demo):
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at = AppTest.from_file(str(ROOT / "clinic_app.py"), default_timeout=60)
     at.session_state["user"] = demo.user("doctor")  # only a session of the store counts
     at.run()
     assert at.title[0].value == "Breakout Monitor"
@@ -277,7 +285,7 @@ def test_a_patient_with_no_usable_photo_can_be_erased(demo):
     """Finding 5: the review page stopped before the erasure for such a patient."""
     doctor = demo.user("doctor")
     robin = next(p for p in demo.patients(doctor) if p.name == "Robin")
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at = AppTest.from_file(str(ROOT / "clinic_app.py"), default_timeout=60)
     at.session_state["session_id"], _ = demo.start_session(doctor)
     at.query_params["patient"] = str(robin.id)
     at.switch_page("app_pages/review.py").run()
@@ -380,7 +388,7 @@ def test_names_and_notes_with_markdown_are_shown_as_text_in_the_review(demo):
     pid = demo.add_patient(doctor, "Eve ![x](http://198.51.100.7/x.png)",
                            treatment_date=demo.today())
     demo.add_note(doctor, pid, "see ![y](http://198.51.100.7/y.png) **now**")
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at = AppTest.from_file(str(ROOT / "clinic_app.py"), default_timeout=60)
     at.session_state["session_id"], _ = demo.start_session(doctor)
     at.query_params["patient"] = str(pid)
     at.switch_page("app_pages/review.py").run()
