@@ -399,3 +399,24 @@ def test_names_and_notes_with_markdown_are_shown_as_text_in_the_review(demo):
     assert any("198" in s for s in sources)
     for source in sources:
         assert "![" not in source and "](" not in source and "**now" not in source, source
+
+
+def test_the_pdf_draws_names_in_any_script(demo):
+    """Finding 9: the PDF's Latin-1 core fonts turned non-Latin names into '????'."""
+    import re
+    import zlib
+
+    from monitor.clinic import course_view
+    from monitor.report import pdf_report
+
+    doctor = demo.user("doctor")
+    pid = demo.add_patient(doctor, "Ёлена Παπαδοπούλου Łódź", treatment_date=demo.today())
+    view = course_view(demo, doctor, pid)
+    pdf = pdf_report(view, before=None, after=None, before_label="", after_label="",
+                     chart_png=None, clinician="Dr Ünal", generated=demo.today())
+    streams = [zlib.decompress(m) if m[:1] == b"x" else m
+               for m in re.findall(rb"stream\r?\n(.*?)\r?\nendstream", pdf, re.S)]
+    unicode_maps = b"".join(s for s in streams if b"beginbfchar" in s or b"beginbfrange" in s)
+    for char in "ЁлΠαπούŁóźÜ":
+        assert f"{ord(char):04X}".encode() in unicode_maps.upper(), char
+    assert b"DejaVu" in pdf
