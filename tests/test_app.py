@@ -420,3 +420,25 @@ def test_the_pdf_draws_names_in_any_script(demo):
     for char in "ЁлΠαπούŁóźÜ":
         assert f"{ord(char):04X}".encode() in unicode_maps.upper(), char
     assert b"DejaVu" in pdf
+
+
+def test_sign_in_page_pauses_a_password_guesser_in_plain_words(demo):
+    """Finding 3: 30 wrong passwords in a row met no delay and no lockout."""
+    from datetime import datetime
+
+    from monitor.web import open_store
+
+    open_store(str(demo.data_dir)).now = lambda: datetime(2026, 3, 9, 12, 0, 0)  # time stands
+    at = _app()
+    at.text_input(key="login_username").input("alex")
+    messages = []
+    for _ in range(5):
+        at.text_input(key="login_password").input("a wrong guess")
+        at = _click(at, "Sign in")
+        messages.append(at.error[0].value)
+    assert messages[:3] == ["That user name and password do not match. Please try again."] * 3
+    assert all("Too many sign-in attempts. Please wait" in m for m in messages[3:])
+    at.text_input(key="login_password").input("demo-alex")  # even the right one waits
+    at = _click(at, "Sign in")
+    assert "Too many" in at.error[0].value and "Traceback" not in _texts(at)
+    assert at.title[0].value == "Breakout Monitor"
