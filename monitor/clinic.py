@@ -214,7 +214,8 @@ def reanalyse_all(store: Store, *, only_outdated: bool = False,
             if progress is not None:
                 progress(base + i, total, name)
 
-        done += reanalyse_patient(store, clinician, patient.id, progress=step)
+        with store.patient_lock(patient.id):  # not while a check-in of theirs runs
+            done += reanalyse_patient(store, clinician, patient.id, progress=step)
     return done
 
 

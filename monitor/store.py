@@ -670,6 +670,14 @@ class Store:
                 if path.stem not in known:
                     path.unlink(missing_ok=True)
                     removed["orphans"] += 1
+            # A store made by an earlier version has files anyone on the machine could read.
+            for folder in self.photo_dir.glob("??"):
+                _private_dir(folder)
+            for path in [*self.photo_dir.glob("??/*"), *self.data_dir.glob("monitor.sqlite*"),
+                         *self.data_dir.glob(".*.lock"), *self.data_dir.glob(".locks/*")]:
+                with contextlib.suppress(FileNotFoundError):
+                    if path.stat().st_mode & 0o077:
+                        path.chmod(0o600)
         return removed
 
     @contextlib.contextmanager

@@ -658,3 +658,20 @@ def test_a_progressive_jpeg_keeps_all_its_scans():
     assert suffix == ".jpg" and b"a comment" not in stored
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(stored))),
                           np.asarray(Image.open(out)))
+
+
+def test_a_store_of_an_earlier_version_is_made_private_on_open(clinic, tmp_path):
+    import stat
+
+    store, doc, other_doc, ann, bob, ann_id, bob_id = clinic
+    photo, _ = store.add_photo(ann, ann_id, _jpeg(1), file_name="a.jpg")
+    files = [p for p in store.data_dir.rglob("*") if p.is_file()]
+    for path in files:
+        path.chmod(0o644)
+    for path in store.photo_dir.glob("??"):
+        path.chmod(0o755)
+    Store(tmp_path / "data").close()
+    for path in files:
+        assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
+    for path in store.photo_dir.glob("??"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o700, path
