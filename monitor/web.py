@@ -73,7 +73,7 @@ SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; "
                                "media-src 'self' data: blob:; "
                                "style-src 'self' 'unsafe-inline'; "
-                               "script-src 'self' 'unsafe-inline' 'unsafe-eval'; "
+                               "script-src 'self' 'unsafe-inline'; "
                                "font-src 'self' data:; connect-src 'self'; "
                                "worker-src 'self' blob:; frame-src 'self'; "
                                "frame-ancestors 'none'; form-action 'self'; base-uri 'self'",
