@@ -832,6 +832,11 @@ class Store:
             except (VerificationError, InvalidHashError):
                 ok = False
             if not ok:
+                # Counts a day old and not locking any more go (they hold typed names).
+                s.execute(delete(_SignInFailureRow).where(
+                    _SignInFailureRow.last_failure_at < now - timedelta(days=1),
+                    (_SignInFailureRow.not_before.is_(None))
+                    | (_SignInFailureRow.not_before < now)))
                 for key in keys:
                     self._count_failure(s, key, now, row)
                 if row is not None:

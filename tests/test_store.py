@@ -447,6 +447,11 @@ def test_one_client_guessing_many_accounts_is_slowed(clinic):
             store.authenticate(f"someone{i}", "guess", client="10.0.0.7")
             clock.advance(seconds=0.5)
     assert store.authenticate("doc", "correct horse", client="10.0.0.8") is not None
+    clock.advance(days=2)
+    store.authenticate("doc", "another wrong guess")
+    with store.engine.connect() as c:
+        keys = c.exec_driver_sql("select key from sign_in_failures").scalars().all()
+    assert keys == ["account:doc"]  # a day later, the typed names of old guesses are gone
 
 
 def test_users_add_creates_nothing_when_it_fails(clinic, tmp_path, monkeypatch, capsys):
