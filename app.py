@@ -1,27 +1,13 @@
-"""Breakout Monitor app: ``streamlit run app.py`` (UI only; the logic lives in ``monitor``).
+"""Breakout Monitor's server: ``streamlit run app.py`` (the pages are ``clinic_app.py``).
 
-Patients check in daily and follow their course; dermatologists triage and review. The data
-folder is ``$MONITOR_DATA`` (default ./data); ``python -m monitor demo`` starts a demo clinic.
+Streamlit's own server (``st.App``) with the app's routes and middleware from
+:mod:`monitor.web`: the session cookie, exports that check who asks, security headers on every
+response, and Streamlit's unauthenticated ``/media/`` route closed. The data folder is
+``$MONITOR_DATA`` (default ./data); ``python -m monitor demo`` starts a demo clinic.
 """
 
-import streamlit as st
+from streamlit.starlette import App
 
-st.set_page_config(page_title="Breakout Monitor", page_icon="🩺", layout="wide")
+from monitor.web import middleware, routes
 
-from app_pages import common  # noqa: E402 - set_page_config must come first
-
-store = common.get_store()
-user = common.current_user()
-
-if user is None:
-    pages = [st.Page("app_pages/sign_in.py", title="Sign in", icon="🔑", default=True)]
-elif user.role == "patient":
-    pages = [st.Page("app_pages/checkin.py", title="Daily check-in", icon="📷", default=True),
-             st.Page("app_pages/my_course.py", title="My course", icon="📈")]
-else:
-    pages = [st.Page("app_pages/triage.py", title="Triage", icon="🚦", default=True),
-             st.Page("app_pages/review.py", title="Patient review", icon="🔎")]
-
-page = st.navigation(pages)
-common.sidebar(store, user)
-page.run()
+app = App("clinic_app.py", routes=routes(), middleware=middleware())

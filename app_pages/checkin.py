@@ -4,7 +4,7 @@ import hashlib
 
 import streamlit as st
 
-from app_pages.common import SYMPTOM_QUESTIONS, current_user, get_store, plain_errors
+from app_pages.common import SYMPTOM_QUESTIONS, current_user, get_store, plain, plain_errors
 from monitor.clinic import check_in_photo
 
 store = get_store()
@@ -20,7 +20,7 @@ with plain_errors():
 today_day = None if patient.treatment_date is None else \
     (store.today() - patient.treatment_date).days
 if today_day is not None:
-    st.caption(f"Day {today_day} after your {patient.procedure} on "
+    st.caption(f"Day {today_day} after your {plain(patient.procedure)} on "
                f"{patient.treatment_date:%d %B %Y}.")
 
 with st.expander("How to take today's photo", expanded=True):

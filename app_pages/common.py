@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import html
+import io
 import os
+import time
 from contextlib import contextmanager
 
 import streamlit as st
@@ -12,6 +16,7 @@ from monitor.errors import MonitorError
 from monitor.imagery import aligned_photo
 from monitor.report import STATUS_WORDS
 from monitor.store import Store, User
+from monitor.web import EXPORT_PATH, SESSION_COOKIE, SESSION_PATH, open_store
 
 SYMPTOM_QUESTIONS = {
     "fever": "Do you have a fever (38 °C or more)?",
@@ -22,21 +27,128 @@ SYMPTOM_QUESTIONS = {
 }
 
 
-@st.cache_resource
-def _open_store(data_dir: str) -> Store:
-    return Store(data_dir)
+
+
+_MARKDOWN_PUNCTUATION = frozenset("\\`*_{}[]<>()#+-.!|~:$&=\"'/%^;,?@")
+
+
+def plain(text: object) -> str:
+    """User text (names, notes, file names) for a place that renders Markdown, shown as typed.
+
+    Every ASCII punctuation mark is escaped, so ``![x](http://host/x.png)`` is text, not an
+    image the browser would fetch; a colon also gets a zero-width space after it, so that
+    ``:red[...]`` or ``:material/...:`` stay text too. Line breaks become spaces.
+    """
+    out = []
+    for ch in " ".join(str(text).split()):
+        if ch in _MARKDOWN_PUNCTUATION:
+            out.append("\\" + ch + ("\u200b" if ch == ":" else ""))
+        else:
+            out.append(ch)
+    return "".join(out)
 
 
 def get_store() -> Store:
-    return _open_store(os.environ.get("MONITOR_DATA") or "data")
+    return open_store(os.environ.get("MONITOR_DATA") or "data")
+
+
+def resolve_user(store: Store) -> User | None:
+    """Who is signed in, read afresh from the store on every run of the page (app.py).
+
+    The tab's session (its id is kept server-side in ``st.session_state``), else the
+    browser's session cookie after a reload. A session that was ended, idle too long, or
+    whose account was erased or changed signs the tab out, with a plain notice.
+    """
+    sid = st.session_state.get("session_id")
+    found = store.session_user(session_id=sid) if sid is not None else None
+    if found is None:
+        token = st.context.cookies.get(SESSION_COOKIE)
+        found = store.session_user(token=token) if isinstance(token, str) else None
+    if found is None:
+        if sid is not None:
+            st.session_state.clear()
+            st.session_state["signed_out_notice"] = (
+                "You have been signed out (after a while without use, or because your "
+                "account changed). Please sign in again.")
+        st.session_state.pop("user", None)
+        return None
+    sid, user = found
+    previous = st.session_state.get("user")
+    if previous is not None and (previous.id, previous.patient_id) != (user.id,
+                                                                       user.patient_id):
+        st.session_state.clear()
+    st.session_state["session_id"], st.session_state["user"] = sid, user
+    return user
 
 
 def current_user() -> User | None:
+    """The user :func:`resolve_user` read from the store for this run."""
     return st.session_state.get("user")
 
 
-def sign_out() -> None:
+def sign_in(store: Store, user: User) -> None:
+    """Start the tab's session; the browser gets its cookie through a one-time ticket."""
     st.session_state.clear()
+    st.session_state["session_id"], st.session_state["session_ticket"] = \
+        store.start_session(user)
+    st.session_state["session_ticket_at"] = time.monotonic()
+
+
+def sign_out() -> None:
+    get_store().end_session(st.session_state.get("session_id"))
+    st.session_state.clear()
+    st.session_state["clear_cookie"] = True
+
+
+def session_cookie() -> None:
+    """Let the browser fetch its session cookie (or clear it after signing out).
+
+    A cookie marked HttpOnly can only be set by an HTTP response, not from the page: a
+    hidden image asks the app's server for it (:mod:`monitor.web`), with a ticket that works
+    once and for two minutes.
+    """
+    ticket = st.session_state.get("session_ticket")
+    if ticket and time.monotonic() - st.session_state.get("session_ticket_at", 0) < 120:
+        st.sidebar.html(f'<img src="{SESSION_PATH}?ticket={html.escape(ticket)}" alt="" '
+                        'width="1" height="1" style="position:absolute;opacity:0">')
+    else:
+        st.session_state.pop("session_ticket", None)
+    if st.session_state.pop("clear_cookie", False):
+        st.sidebar.html(f'<img src="{SESSION_PATH}/end" alt="" width="1" height="1" '
+                        'style="position:absolute;opacity:0">')
+
+
+def show_image(image, *, caption: str = "", width: int | None = None, where=None) -> None:
+    """A photo embedded in the page (a ``data:`` URI), never served at a fetchable URL.
+
+    ``st.image`` hands pictures to Streamlit's ``/media/`` route, which any client may
+    fetch without signing in; an embedded picture exists only in this page.
+    """
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(image).save(out, format="JPEG", quality=90)
+    uri = "data:image/jpeg;base64," + base64.b64encode(out.getvalue()).decode()
+    limit = f"max-width:{int(width)}px;" if width else ""
+    text = html.escape(caption)
+    (where or st).html(
+        f'<figure class="monitor-photo" style="margin:0 0 0.5rem 0;{limit}">'
+        f'<img src="{uri}" alt="{text}" style="width:100%;height:auto;display:block">'
+        f'<figcaption style="font-size:0.85rem;opacity:0.7;text-align:center">{text}'
+        '</figcaption></figure>')
+
+
+def export_links(patient_id: int) -> None:
+    """Download links of a patient's exports, made by the server when clicked (it checks the
+    session cookie and who may see the patient)."""
+    links = [("PDF for the record", "pdf"), ("Series (CSV)", "csv"),
+             ("Series (JSON)", "json"), ("Time-lapse (GIF)", "gif")]
+    st.html('<div style="display:flex;gap:0.75rem;flex-wrap:wrap">' + "".join(
+        f'<a href="{EXPORT_PATH}/{int(patient_id)}/{kind}" '
+        f'download="course-{int(patient_id)}.{kind}" class="monitor-export" '
+        'style="padding:0.4rem 0.9rem;border:1px solid rgba(128,128,128,0.5);'
+        f'border-radius:0.5rem;text-decoration:none;color:inherit">{label}</a>'
+        for label, kind in links) + "</div>")
 
 
 def sidebar(store: Store, user: User | None) -> None:
@@ -44,7 +156,7 @@ def sidebar(store: Store, user: User | None) -> None:
         st.sidebar.warning("Demo clinic: made-up patients and demo accounts, for trying the app. "
                            f"Its 'today' is {store.today():%d %B %Y}.")
     if user is not None:
-        st.sidebar.write(f"Signed in as **{user.display_name}**")
+        st.sidebar.markdown(f"Signed in as **{plain(user.display_name)}**")
         st.sidebar.button("Sign out", on_click=sign_out, key="sign_out")
 
 
@@ -107,14 +219,3 @@ def status_box(trend: dict) -> None:
 
 def day_label(entry: dict) -> str:
     return f"day {entry['day']}" if entry.get("day") is not None else entry.get("file", "photo")
-
-
-def pdf(store: Store, user: User, v: CourseView, before, after, before_label: str,
-        after_label: str) -> bytes:
-    """The one-page PDF of the course (made when asked for: no Streamlit call in here)."""
-    from monitor.charts import course_png
-    from monitor.report import pdf_report
-
-    return pdf_report(v, before=before, after=after, before_label=before_label,
-                      after_label=after_label, chart_png=course_png(v.trend),
-                      clinician=user.display_name, generated=store.today())

@@ -8,6 +8,7 @@ from app_pages.common import (
     day_label,
     get_store,
     plain_errors,
+    show_image,
     status_box,
     view,
 )
@@ -65,8 +66,8 @@ if len(accepted) >= 2:
         a, b = aligned_of(store, user, v, before), aligned_of(store, user, v, after)
     if a is not None and b is not None:
         left, right = st.columns(2)
-        left.image(a, caption=day_label(before))
-        right.image(b, caption=day_label(after))
+        show_image(a, caption=day_label(before), where=left)
+        show_image(b, caption=day_label(after), where=right)
         share = st.slider("Slide to compare", 0, 100, 50, key="wipe_patient")
-        st.image(wipe(a, b, share / 100), caption=f"left: {day_label(before)}, "
-                                                  f"right: {day_label(after)}")
+        show_image(wipe(a, b, share / 100), caption=f"left: {day_label(before)}, "
+                                                     f"right: {day_label(after)}")

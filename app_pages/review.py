@@ -1,6 +1,5 @@
 """Clinician: one patient's review, corrections, notes, export and erasure."""
 
-from functools import partial
 
 import streamlit as st
 
@@ -10,8 +9,10 @@ from app_pages.common import (
     current_user,
     day_label,
     get_store,
+    plain,
     plain_errors,
     reference,
+    show_image,
     status_box,
     view,
 )
@@ -23,10 +24,8 @@ from monitor.imagery import (
     frame_to_photo,
     lesions_in_frame,
     redness_overlay,
-    timelapse_gif,
     wipe,
 )
-from monitor.report import series_csv, series_json
 
 store = get_store()
 user = current_user()
@@ -60,8 +59,8 @@ if patient_id not in seen:
     seen.add(patient_id)
 
 p = v.patient
-st.title(f"Review: {p.name}")
-st.caption(f"{p.procedure} on {p.treatment_date:%d %B %Y}; today is day {v.today_day}. "
+st.title(f"Review: {plain(p.name)}")
+st.caption(f"{plain(p.procedure)} on {p.treatment_date:%d %B %Y}; today is day {v.today_day}. "
            f"{len(v.accepted)} usable photos.")
 status_box(v.trend)
 
@@ -76,9 +75,51 @@ left, right = st.columns(2)
 left.plotly_chart(course_figure(v.trend, "lesions", region=region_key), key="review_lesions")
 right.plotly_chart(course_figure(v.trend, "redness", region=region_key), key="review_redness")
 
+
+def _correct(change, *args, **kwargs) -> None:
+    try:
+        change(*args, **kwargs)
+    except MonitorError as error:
+        st.session_state["correction_error"] = str(error)
+
+
+def _save_note(user, patient_id: int) -> None:
+    text = st.session_state["note_text"].strip()
+    if text:
+        _correct(store.add_note, user, patient_id, text)
+
+
+def notes_section() -> None:
+    """The clinician's notes (user text: shown as typed)."""
+    st.subheader("Notes")
+    for note in store.notes(user, patient_id):
+        st.markdown(f"**{plain(note.author)}**, {note.created_at:%d %b %Y %H:%M}: "
+                    f"{plain(note.text)}")
+    with st.form("note", clear_on_submit=True):
+        st.text_area("Add a note", key="note_text")
+        st.form_submit_button("Save note", on_click=_save_note, args=(user, patient_id))
+
+
+def erase_section() -> None:
+    """Erasure, for every patient (also one with no usable photo yet)."""
+    with st.expander("Erase this patient (right to erasure)"):
+        st.write("This deletes every photo, measurement, answer and note of this patient, "
+                 "and their account. It cannot be undone.")
+        confirm = st.text_input(f"Type the patient's name ({plain(p.name)}) to confirm",
+                                key="erase_name")
+        if st.button("Erase for good", key="erase", type="primary"):
+            with plain_errors():
+                store.delete_patient(user, patient_id, confirm_name=confirm)
+            st.session_state.pop("review_patient", None)
+            st.query_params.clear()
+            st.switch_page("app_pages/triage.py")
+
+
 accepted = v.accepted
 if not accepted:
     st.info("No usable photo yet.")
+    notes_section()
+    erase_section()
     st.stop()
 
 with st.spinner("Lining up the photos..."):
@@ -89,13 +130,13 @@ st.subheader("Aligned photos")
 cols = st.columns(min(len(accepted), 8))
 for i, entry in enumerate(accepted):
     if frames[entry["photo_id"]] is not None:
-        cols[i % len(cols)].image(frames[entry["photo_id"]], caption=day_label(entry))
+        show_image(frames[entry["photo_id"]], caption=day_label(entry), where=cols[i % len(cols)])
 
 first, last = accepted[0], accepted[-1]
 if len(accepted) >= 2:
     share = st.slider("Before / after", 0, 100, 50, key="wipe_review")
-    st.image(wipe(frames[first["photo_id"]], frames[last["photo_id"]], share / 100),
-             caption=f"left: {day_label(first)}, right: {day_label(last)}", width=480)
+    show_image(wipe(frames[first["photo_id"]], frames[last["photo_id"]], share / 100),
+               caption=f"left: {day_label(first)}, right: {day_label(last)}", width=480)
 
 st.subheader("Lesions and redness on one photo")
 labels = {f"{day_label(e)} - {e.get('file')}": e["photo_id"] for e in accepted}
@@ -105,31 +146,19 @@ entry = next(e for e in accepted if e["photo_id"] == photo_id)
 lesions = lesions_in_frame(entry, ref)
 st.metric("Spots on this photo", entry.get("lesion_count") or 0)
 c1, c2 = st.columns(2)
-c1.image(draw_lesions(frames[photo_id], lesions), caption="lesions (blue: added by you)")
-c2.image(redness_overlay(frames[photo_id], ref), caption="redness above day 0")
+show_image(draw_lesions(frames[photo_id], lesions), caption="lesions (blue: added by you)",
+           where=c1)
+show_image(redness_overlay(frames[photo_id], ref), caption="redness above day 0", where=c2)
 
 
 # Corrections and notes are saved by callbacks, before the page runs: one run per click. (A
 # button that called st.rerun() from the middle of the page made one and a half runs per click,
 # and a finished run lets Streamlit forget the files of download buttons it did not draw.)
-def _correct(change, *args, **kwargs) -> None:
-    try:
-        change(*args, **kwargs)
-    except MonitorError as error:
-        st.session_state["correction_error"] = str(error)
-
-
 def _add_missed(user, photo_id: int, entry: dict, ref) -> None:
     px, py = frame_to_photo(entry, ref, float(st.session_state["add_x"]),
                             float(st.session_state["add_y"]))
     _correct(store.add_correction, user, photo_id, action="add", x=px, y=py, radius=4.0,
              kind=st.session_state["add_kind"])
-
-
-def _save_note(user, patient_id: int) -> None:
-    text = st.session_state["note_text"].strip()
-    if text:
-        _correct(store.add_note, user, patient_id, text)
 
 
 st.markdown("**Correct the engine**")
@@ -155,42 +184,15 @@ with st.form("add_lesion"):
 mine = [c for c in v.corrections if c.photo_id == photo_id]
 for c in mine:
     a, b = st.columns([3, 1])
-    a.caption(f"{c.action} at ({c.x:.0f}, {c.y:.0f}) by {c.author}, {c.created_at:%d %b %H:%M}")
+    a.caption(f"{c.action} at ({c.x:.0f}, {c.y:.0f}) by {plain(c.author)}, "
+              f"{c.created_at:%d %b %H:%M}")
     b.button("Undo", key=f"undo_{c.id}", on_click=_correct,
              args=(store.remove_correction, user, c.id))
 
-st.subheader("Notes")
-for note in store.notes(user, patient_id):
-    st.write(f"**{note.author}**, {note.created_at:%d %b %Y %H:%M}: {note.text}")
-with st.form("note", clear_on_submit=True):
-    st.text_area("Add a note", key="note_text")
-    st.form_submit_button("Save note", on_click=_save_note, args=(user, patient_id))
+notes_section()
 
 st.subheader("Export")
-# Downloads change nothing, so they do not rerun the page. The PDF and the time-lapse take a
-# moment to make, so they are made when clicked (Streamlit runs the function then), not on
-# every run of the page; the file is then fetched at once.
-e1, e2, e3, e4 = st.columns(4)
-pdf = partial(common.pdf, store, user, v, frames[first["photo_id"]], frames[last["photo_id"]],
-              day_label(first), day_label(last))
-e1.download_button("PDF for the record", pdf, file_name=f"course-{patient_id}.pdf",
-                   mime="application/pdf", key="download_pdf", on_click="ignore")
-e2.download_button("Series (CSV)", series_csv(v), file_name=f"course-{patient_id}.csv",
-                   mime="text/csv", key="download_csv", on_click="ignore")
-e3.download_button("Series (JSON)", series_json(v), file_name=f"course-{patient_id}.json",
-                   mime="application/json", key="download_json", on_click="ignore")
-gif = partial(timelapse_gif, [frames[e["photo_id"]] for e in accepted],
-              [day_label(e) for e in accepted])
-e4.download_button("Time-lapse (GIF)", gif, file_name=f"course-{patient_id}.gif",
-                   mime="image/gif", key="download_gif", on_click="ignore")
+# Made by the server when clicked (monitor.web checks the session cookie and access).
+common.export_links(patient_id)
 
-with st.expander("Erase this patient (right to erasure)"):
-    st.write("This deletes every photo, measurement, answer and note of this patient, and "
-             "their account. It cannot be undone.")
-    confirm = st.text_input(f"Type the patient's name ({p.name}) to confirm", key="erase_name")
-    if st.button("Erase for good", key="erase", type="primary"):
-        with plain_errors():
-            store.delete_patient(user, patient_id, confirm_name=confirm)
-        st.session_state.pop("review_patient", None)
-        st.query_params.clear()
-        st.switch_page("app_pages/triage.py")
+erase_section()

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from app_pages.common import get_store
+from app_pages.common import get_store, plain_errors, sign_in
 from monitor.demo import DEMO_ACCOUNTS
 
 store = get_store()
@@ -13,12 +13,16 @@ with st.form("sign_in"):
     username = st.text_input("User name", key="login_username")
     password = st.text_input("Password", type="password", key="login_password")
     submitted = st.form_submit_button("Sign in")
+notice = st.session_state.pop("signed_out_notice", None)
+if notice:
+    st.info(notice)
 if submitted:
-    user = store.authenticate(username, password)
+    with plain_errors():  # e.g. too many attempts: wait
+        user = store.authenticate(username, password, client=st.context.ip_address)
     if user is None:
         st.error("That user name and password do not match. Please try again.")
     else:
-        st.session_state["user"] = user
+        sign_in(store, user)
         st.rerun()
 
 if store.is_demo:

@@ -5,7 +5,7 @@ from datetime import date
 import pandas as pd
 import streamlit as st
 
-from app_pages.common import current_user, get_store, plain_errors
+from app_pages.common import current_user, get_store, plain, plain_errors
 from monitor.clinic import triage
 from monitor.report import STATUS_WORDS
 
@@ -33,7 +33,7 @@ else:
     st.dataframe(table, hide_index=True, key="triage_table")
     st.subheader("Open a review")
     for r in rows:
-        label = f"{'⚠️ ' if r.see_dermatologist else ''}{r.name}"
+        label = f"{'⚠️ ' if r.see_dermatologist else ''}{plain(r.name)}"
         if st.button(label, key=f"open_{r.patient_id}"):
             st.session_state["review_patient"] = r.patient_id
             st.switch_page("app_pages/review.py", query_params={"patient": str(r.patient_id)})
@@ -49,5 +49,5 @@ with st.expander("Add a patient"):
             with plain_errors():
                 store.add_patient(user, name.strip(), treatment_date=treated or date.today(),
                                   procedure=procedure, username=account.strip() or None)
-            st.success(f"{name} added.")
+            st.success(f"{plain(name)} added.")
             st.rerun()

@@ -33,6 +33,7 @@ __all__ = [
     "CheckInOutcome",
     "CourseView",
     "TriageRow",
+    "analyse_missing",
     "apply_corrections",
     "check_in_photo",
     "course_view",
@@ -116,8 +117,18 @@ def check_in_photo(store: Store, actor: User, patient_id: int, data: bytes, *,
 
     A photo that fails the quality gate is not stored; its result carries the plain reason.
     A usable photo taken before the current reference photo becomes the new reference, and
-    the whole course is analysed again (``progress(done, total, file_name)``).
+    the whole course is analysed again (``progress(done, total, file_name)``). Check-ins of
+    one patient run one at a time (:meth:`Store.patient_lock`). A photo already stored
+    whose analysis is missing (a crash came between the two) is analysed now.
     """
+    store.patient(actor, patient_id)  # access first, before waiting on the lock
+    with store.patient_lock(patient_id):
+        return _check_in_photo(store, actor, patient_id, data, file_name=file_name,
+                               progress=progress)
+
+
+def _check_in_photo(store: Store, actor: User, patient_id: int, data: bytes, *,
+                    file_name: str, progress: Progress | None) -> CheckInOutcome:
     patient = store.patient(actor, patient_id)
     photos = store.photos(actor, patient_id)
     ref_photo = _reference_photo(photos)
@@ -128,8 +139,8 @@ def check_in_photo(store: Store, actor: User, patient_id: int, data: bytes, *,
                               result=result.to_json(treatment_date=patient.treatment_date))
     info, new = store.add_photo(actor, patient_id, data, file_name=file_name,
                                 captured_at=result.captured_at)
-    if not new:
-        return CheckInOutcome(stored=True, duplicate=True, result=info.result or {}, photo=info)
+    if not new and info.result is not None:
+        return CheckInOutcome(stored=True, duplicate=True, result=info.result, photo=info)
     if ref_photo is None or _time(result.captured_at) < _time(ref_photo.captured_at):
         reanalyse_patient(store, actor, patient_id, progress=progress)
         info = next(p for p in store.photos(actor, patient_id) if p.id == info.id)
@@ -169,6 +180,19 @@ def reanalyse_patient(store: Store, actor: User, patient_id: int, *,
     return total
 
 
+def analyse_missing(store: Store, *, progress: Progress | None = None) -> int:
+    """Analyse every stored photo that has no analysis (left by a crash); photos analysed.
+
+    Each such patient's course is analysed again, so the photo is read against the same
+    reference photo as the others.
+    """
+    done = 0
+    for clinician, patient_id in store.photos_without_analysis():
+        with store.patient_lock(patient_id):
+            done += reanalyse_patient(store, clinician, patient_id, progress=progress)
+    return done
+
+
 def reanalyse_all(store: Store, *, only_outdated: bool = False,
                   progress: Progress | None = None) -> int:
     """Re-run the engine on every stored photo of every patient (``python -m monitor reanalyse``).
@@ -190,7 +214,8 @@ def reanalyse_all(store: Store, *, only_outdated: bool = False,
             if progress is not None:
                 progress(base + i, total, name)
 
-        done += reanalyse_patient(store, clinician, patient.id, progress=step)
+        with store.patient_lock(patient.id):  # not while a check-in of theirs runs
+            done += reanalyse_patient(store, clinician, patient.id, progress=step)
     return done
 
 

@@ -68,21 +68,25 @@ def run_clinic_command(args: argparse.Namespace) -> int:
                 print("The passwords differ; nothing was created.", file=sys.stderr)
                 return 2
         try:
+            treated = date.fromisoformat(args.treatment_date) if args.treatment_date \
+                else None
+        except ValueError:
+            print(f"The treatment date must read YYYY-MM-DD, got {args.treatment_date!r}; "
+                  "nothing was created.", file=sys.stderr)
+            return 2
+        try:
+            # One transaction: a refused clinician, name or password creates nothing.
             user = store.create_user(args.username, password, role=args.role,
-                                     display_name=args.name)
-            if args.role == "patient" and args.clinician:
-                clinician = store.user(args.clinician)
-                if clinician is None or not clinician.is_clinician:
-                    print(f"There is no clinician named {args.clinician!r}.", file=sys.stderr)
-                    return 2
-                treated = date.fromisoformat(args.treatment_date) if args.treatment_date \
-                    else date.today()
-                store.add_patient(clinician, args.name or args.username,
-                                  treatment_date=treated, procedure=args.procedure,
-                                  username=user.username)
-        except (MonitorError, ValueError) as error:
+                                     display_name=args.name,
+                                     clinician=args.clinician if args.role == "patient"
+                                     else None,
+                                     treatment_date=treated, procedure=args.procedure)
+        except MonitorError as error:
             print(str(error), file=sys.stderr)
             return 2
+        if args.clinician and args.role != "patient":
+            print("Note: --clinician is only for patient accounts; it was ignored.",
+                  file=sys.stderr)
         print(f"Created the {user.role} account {user.username!r}.")
         return 0
     if args.command == "reanalyse":

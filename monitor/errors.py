@@ -16,7 +16,8 @@ as they are; any other exception is a bug.
     ├── AlignmentFailed        could not be mapped onto the reference photo
     ├── NotEnoughPhotos        too few usable photos for what was asked
     ├── AccessDenied           the signed-in person may not see or change this record
-    └── AccountError           an account cannot be created or changed as asked
+    ├── AccountError           an account cannot be created or changed as asked
+    └── SignInPaused           too many failed sign-ins: wait before trying again
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ __all__ = [
     "NotEnoughPhotos",
     "AccessDenied",
     "AccountError",
+    "SignInPaused",
 ]
 
 
@@ -78,3 +80,7 @@ class AccessDenied(MonitorError):
 
 class AccountError(MonitorError):
     """An account cannot be created or changed as asked."""
+
+
+class SignInPaused(MonitorError):
+    """Too many failed sign-ins in a row; the message says how long to wait."""

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 
@@ -23,11 +24,17 @@ STATUS_WORDS = {
 }
 
 
-def _latin1(text: str) -> str:
-    """The PDF's core fonts are Latin-1: replace what they cannot draw."""
-    table = {"\u2013": "-", "\u2014": "-", "\u2019": "'", "\u2018": "'", "\u201c": '"',
-             "\u201d": '"', "\u2264": "<=", "\u2265": ">=", "\u2248": "~", "\u2026": "..."}
-    return "".join(table.get(c, c) for c in text).encode("latin-1", "replace").decode("latin-1")
+def _fonts() -> dict[str, str]:
+    """DejaVu Sans (regular, bold, italic), the Unicode font shipped with matplotlib.
+
+    The PDF's core fonts are Latin-1 only: a Cyrillic, Greek or accented name came out as
+    "????". DejaVu covers Latin, Greek, Cyrillic and more (not Chinese, Japanese or Korean).
+    """
+    import matplotlib
+
+    folder = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    return {"": str(folder / "DejaVuSans.ttf"), "B": str(folder / "DejaVuSans-Bold.ttf"),
+            "I": str(folder / "DejaVuSans-Oblique.ttf")}
 
 
 def pdf_report(view: CourseView, *, before: np.ndarray | None, after: np.ndarray | None,
@@ -40,10 +47,12 @@ def pdf_report(view: CourseView, *, before: np.ndarray | None, after: np.ndarray
     trend = view.trend
     pdf = FPDF(format="A4", unit="mm")
     pdf.set_auto_page_break(False)
+    for style, path in _fonts().items():
+        pdf.add_font("DejaVu", style, path)
     pdf.add_page()
-    pdf.set_font("Helvetica", "B", 15)
+    pdf.set_font("DejaVu", "B", 15)
     pdf.cell(0, 8, "Breakout Monitor - course report", new_x="LMARGIN", new_y="NEXT")
-    pdf.set_font("Helvetica", "", 10)
+    pdf.set_font("DejaVu", "", 10)
     patient = view.patient
     lines = [
         f"Patient: {patient.name}",
@@ -53,7 +62,7 @@ def pdf_report(view: CourseView, *, before: np.ndarray | None, after: np.ndarray
         f"Prepared by {clinician} on {generated.isoformat()}",
     ]
     for line in lines:
-        pdf.cell(0, 5.5, _latin1(line), new_x="LMARGIN", new_y="NEXT")
+        pdf.cell(0, 5.5, line, new_x="LMARGIN", new_y="NEXT")
     y = pdf.get_y() + 2
     for i, (image, label) in enumerate(((before, before_label), (after, after_label))):
         if image is None:
@@ -64,27 +73,27 @@ def pdf_report(view: CourseView, *, before: np.ndarray | None, after: np.ndarray
         h = min(w * im.height / im.width, 95.0)
         pdf.image(im, x=x, y=y, w=h * im.width / im.height, h=h)
         pdf.set_xy(x, y + h + 1)
-        pdf.cell(90, 5, _latin1(label))
+        pdf.cell(90, 5, label)
     y = pdf.get_y() + 8
     if chart_png is not None:
         pdf.image(io.BytesIO(chart_png), x=10, y=y, w=190)
         y += 190 * 2.6 / 7.0 + 2
     pdf.set_xy(10, y)
-    pdf.set_font("Helvetica", "B", 12)
+    pdf.set_font("DejaVu", "B", 12)
     status = STATUS_WORDS.get(trend.get("status", ""), trend.get("status", ""))
     flag = "  -  please review (flagged)" if trend.get("see_dermatologist") else ""
-    pdf.cell(0, 7, _latin1(f"Status: {status}{flag}"), new_x="LMARGIN", new_y="NEXT")
-    pdf.set_font("Helvetica", "", 10)
+    pdf.cell(0, 7, f"Status: {status}{flag}", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("DejaVu", "", 10)
     for reason in trend.get("reasons") or []:
-        pdf.multi_cell(0, 5, _latin1(f"- {reason}"), new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(0, 5, f"- {reason}", new_x="LMARGIN", new_y="NEXT")
     corrected = sum(1 for e in view.entries if e.get("corrected"))
     if corrected:
-        pdf.multi_cell(0, 5, _latin1(f"Lesion counts include a clinician's corrections on "
-                                     f"{corrected} photo(s)."), new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(0, 5, f"Lesion counts include a clinician's corrections on "
+                             f"{corrected} photo(s).", new_x="LMARGIN", new_y="NEXT")
     pdf.set_y(285)
-    pdf.set_font("Helvetica", "I", 7)
-    pdf.cell(0, 4, _latin1("Measured from the patient's photos; a guide for the record, not a "
-                           "diagnosis."))
+    pdf.set_font("DejaVu", "I", 7)
+    pdf.cell(0, 4, "Measured from the patient's photos; a guide for the record, not a "
+                   "diagnosis.")
     return bytes(pdf.output())
 
 

@@ -32,12 +32,12 @@ import hashlib
 import io
 import json
 import os
+import secrets
 import struct
 import threading
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -63,13 +63,17 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-from monitor.errors import AccessDenied, AccountError
+from monitor.errors import AccessDenied, AccountError, SignInPaused
 
 __all__ = [
     "ROLES",
     "AccessDenied",
     "AccountError",
+    "SignInPaused",
+    "IDLE_LIMITS",
+    "SIGN_IN_PAUSES",
     "Store",
+    "check_password",
     "User",
     "PatientInfo",
     "PhotoInfo",
@@ -85,8 +89,17 @@ __all__ = [
 ROLES = ("patient", "clinician")
 SYMPTOM_NAMES = ("fever", "pain", "spreading_redness", "pus", "cold_sores")
 _REPO = Path(__file__).resolve().parent.parent
-_TEMP_MAX_AGE_S = 600.0
 
+#: A session ends after this long without use, per role (``Store.idle_limits`` per store;
+#: the app reads ``$MONITOR_IDLE_MINUTES_CLINICIAN`` and ``$MONITOR_IDLE_DAYS_PATIENT``).
+IDLE_LIMITS = {"clinician": timedelta(minutes=30), "patient": timedelta(days=14)}
+#: Failed sign-ins in a row that are free, and the count that locks, per account and per
+#: client. In between, each failure doubles the wait before the next try (1 s, 2 s, 4 s...).
+SIGN_IN_PAUSES = {"account": (3, 10), "client": (10, 30)}
+SIGN_IN_LOCKOUT = timedelta(minutes=15)
+#: How long a browser has to exchange its one-time ticket for its session cookie.
+TICKET_TTL = timedelta(minutes=2)
+_COMMON_PASSWORDS = Path(__file__).resolve().parent / "common_passwords.txt"
 
 
 def default_data_dir() -> Path:
@@ -103,6 +116,70 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def _name_key(username: str) -> str:
+    """A user name as compared: no case, no surrounding blanks."""
+    return username.strip().casefold()
+
+
+def _secret_hash(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def _private_dir(folder: Path) -> None:
+    """Create ``folder`` (and parents) readable by this user only."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if folder.stat().st_mode & 0o077:
+        folder.chmod(0o700)
+
+
+def _lock_file(path: Path) -> io.BufferedRandom:
+    """A lock file, opened (created readable by this user only)."""
+    return open(os.open(path, os.O_CREAT | os.O_RDWR, 0o600), "r+b")
+
+
+def _pause_words(wait: timedelta) -> str:
+    seconds = max(1, int(wait.total_seconds() + 0.999))
+    if seconds < 60:
+        when = f"{seconds} second{'s' if seconds != 1 else ''}"
+    else:
+        minutes = (seconds + 59) // 60
+        when = f"{minutes} minute{'s' if minutes != 1 else ''}"
+    return (f"Too many sign-in attempts. Please wait {when} and try again, or ask your "
+            "clinic to reset your password.")
+
+
+_common: frozenset[str] | None = None
+
+
+def check_password(password: str, *, username: str = "") -> None:
+    """Raise :class:`AccountError` with a plain reason when ``password`` is too weak.
+
+    At least 10 and at most 128 characters, at least 5 different characters, not one of
+    the common passwords in ``monitor/common_passwords.txt`` (also with digits or symbols
+    added at either end), and not the user name (nor containing it, from 4 characters).
+    """
+    global _common
+    if len(password) < 10:
+        raise AccountError("Please choose a password of at least 10 characters "
+                           "(a few words you will remember work well).")
+    if len(password) > 128:
+        raise AccountError("Please choose a password of at most 128 characters.")
+    if len(set(password)) < 5 or not password.strip():
+        raise AccountError("This password is too simple. Please use a few different words.")
+    if _common is None:
+        _common = frozenset(line.strip().casefold() for line in
+                            _COMMON_PASSWORDS.read_text(encoding="utf-8").splitlines()
+                            if line.strip() and not line.startswith("#"))
+    folded = password.casefold()
+    edges = "0123456789!@#$%^&*()-_=+.,;:?'\" /\\"
+    core = folded.strip(edges)
+    if {folded, core, core.replace(" ", "")} & _common or not core \
+            or _name_key(username) == core \
+            or (len(username) >= 4 and _name_key(username) in folded):
+        raise AccountError("This password is too easy to guess (it is common, or contains "
+                           "the user name). Please choose another.")
+
+
 # ------------------------------------------------------------------------------------------
 # Tables (the initial Alembic migration creates exactly these)
 # ------------------------------------------------------------------------------------------
@@ -114,8 +191,12 @@ class _Base(DeclarativeBase):
 
 class _UserRow(_Base):
     __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("username_key", name="uq_users_username_key"),
+                      {"sqlite_autoincrement": True})
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     username: Mapped[str] = mapped_column(String(80), unique=True)
+    # The name as compared (casefolded): "Doctor2" and "doctor2" are one account.
+    username_key: Mapped[str] = mapped_column(String(80))
     password_hash: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(20))
     display_name: Mapped[str] = mapped_column(String(120))
@@ -125,6 +206,7 @@ class _UserRow(_Base):
 
 class _PatientRow(_Base):
     __tablename__ = "patients"
+    __table_args__ = {"sqlite_autoincrement": True}
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(120))
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"),
@@ -135,6 +217,7 @@ class _PatientRow(_Base):
 
 class _TreatmentRow(_Base):
     __tablename__ = "treatments"
+    __table_args__ = {"sqlite_autoincrement": True}
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"),
                                             index=True)
@@ -145,7 +228,8 @@ class _TreatmentRow(_Base):
 
 class _PhotoRow(_Base):
     __tablename__ = "photos"
-    __table_args__ = (UniqueConstraint("patient_id", "sha256", name="uq_photo_patient_hash"),)
+    __table_args__ = (UniqueConstraint("patient_id", "sha256", name="uq_photo_patient_hash"),
+                      {"sqlite_autoincrement": True})
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"),
                                             index=True)
@@ -161,6 +245,7 @@ class _PhotoRow(_Base):
 
 class _AnalysisRow(_Base):
     __tablename__ = "analyses"
+    __table_args__ = {"sqlite_autoincrement": True}
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"),
                                           index=True)
@@ -174,6 +259,7 @@ class _AnalysisRow(_Base):
 
 class _CheckInRow(_Base):
     __tablename__ = "checkins"
+    __table_args__ = {"sqlite_autoincrement": True}
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"),
                                             index=True)
@@ -190,6 +276,7 @@ class _CheckInRow(_Base):
 
 class _NoteRow(_Base):
     __tablename__ = "notes"
+    __table_args__ = {"sqlite_autoincrement": True}
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"),
                                             index=True)
@@ -201,6 +288,7 @@ class _NoteRow(_Base):
 
 class _CorrectionRow(_Base):
     __tablename__ = "lesion_corrections"
+    __table_args__ = {"sqlite_autoincrement": True}
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"),
                                           index=True)
@@ -216,6 +304,7 @@ class _CorrectionRow(_Base):
 
 class _AuditRow(_Base):
     __tablename__ = "audit_log"
+    __table_args__ = {"sqlite_autoincrement": True}
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     at: Mapped[datetime] = mapped_column(DateTime)
     actor_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
@@ -224,6 +313,31 @@ class _AuditRow(_Base):
     # Plain integer, no foreign key: the trace of an erasure outlives the patient.
     patient_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class _SessionRow(_Base):
+    """A signed-in browser. Only hashes of its secrets are kept."""
+
+    __tablename__ = "sessions"
+    __table_args__ = {"sqlite_autoincrement": True}
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    # SHA-256 of the cookie's random value (set once the browser claims it).
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
+    # SHA-256 of the one-time ticket the browser exchanges for its cookie.
+    ticket_hash: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class _SignInFailureRow(_Base):
+    """Failed sign-ins in a row, per account ("account:<name>") and per client ("client:<ip>")."""
+
+    __tablename__ = "sign_in_failures"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failure_at: Mapped[datetime] = mapped_column(DateTime)
+    not_before: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 class _SettingRow(_Base):
@@ -336,15 +450,23 @@ class AuditEntry:
 # Location stripping
 # ------------------------------------------------------------------------------------------
 
-_GPS_IFD = 0x8825
+#: EXIF kept in a stored JPEG (an allow-list): IFD0 orientation and time; in the Exif IFD the
+#: capture times, their offsets and sub-seconds, and the colour space. Everything else goes:
+#: GPS, the camera's owner and serial numbers, artist, copyright, maker notes, thumbnails.
+_KEEP_IFD0 = frozenset({0x0112, 0x0132})
+_EXIF_IFD = 0x8769
+_KEEP_EXIF_IFD = frozenset({0x9003, 0x9004, 0x9010, 0x9011, 0x9012, 0x9290, 0x9291, 0x9292,
+                            0xA001})
 
 
 def strip_location(data: bytes) -> tuple[bytes, str]:
-    """The bytes to store for an upload, with any location removed, and their file suffix.
+    """The bytes to store for an upload, with identifying metadata removed, and their suffix.
 
-    A JPEG keeps its image data untouched; the EXIF GPS block and XMP packets are cut out.
-    Any other format becomes a PNG of the decoded photo (no metadata). Raises the
-    :mod:`monitor.photo` errors for files that are not photos.
+    A JPEG keeps its image data untouched and only allow-listed metadata: the EXIF
+    orientation and capture time, the colour profile (ICC) and the JFIF/Adobe headers that
+    decoding needs. Comments, XMP, IPTC (APP13), other APP segments, EXIF thumbnails and
+    anything after the image's end are dropped. Any other format becomes a PNG of the
+    decoded photo (no metadata). Raises the :mod:`monitor.photo` errors for non-photos.
     """
     if data[:3] == b"\xff\xd8\xff":
         stripped = _strip_jpeg(data)
@@ -360,43 +482,80 @@ def strip_location(data: bytes) -> tuple[bytes, str]:
     return out.getvalue(), ".png"
 
 
-def _strip_jpeg(data: bytes) -> bytes | None:
-    """Cut GPS out of a JPEG's EXIF and drop XMP; None when the marker layout is unexpected."""
+def _allowed_exif(body: bytes) -> bytes:
+    """An APP1 EXIF body with only the allow-listed tags ("" when nothing is kept)."""
     from PIL import Image
 
+    try:
+        exif = Image.Exif()
+        exif.load(body[6:])
+        kept = Image.Exif()
+        for tag in _KEEP_IFD0:
+            if tag in exif:
+                kept[tag] = exif[tag]
+        sub = {tag: value for tag, value in exif.get_ifd(_EXIF_IFD).items()
+               if tag in _KEEP_EXIF_IFD}
+        if sub:
+            kept[_EXIF_IFD] = sub
+        if not len(kept):
+            return b""
+        new_body = b"Exif\x00\x00" + kept.tobytes()
+    except Exception:  # noqa: BLE001 - damaged EXIF: drop it whole
+        return b""
+    return new_body if len(new_body) + 2 <= 0xFFFF else b""
+
+
+def _strip_jpeg(data: bytes) -> bytes | None:
+    """The JPEG with allow-listed metadata only; None when the marker layout is unexpected."""
     out = bytearray(data[:2])
     pos = 2
-    while pos + 4 <= len(data):
+    while pos + 2 <= len(data):
         if data[pos] != 0xFF:
             return None
         marker = data[pos + 1]
-        if marker == 0xDA:  # start of scan: the rest is image data
-            out += data[pos:]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker == 0xD9:  # end of image: whatever follows (another image, data) goes
+            out += b"\xff\xd9"
             return bytes(out)
         if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
             out += data[pos:pos + 2]
             pos += 2
             continue
+        if pos + 4 > len(data):
+            return None
         (length,) = struct.unpack(">H", data[pos + 2:pos + 4])
+        if length < 2 or pos + 2 + length > len(data):
+            return None
         segment = data[pos:pos + 2 + length]
         body = segment[4:]
-        if marker == 0xE1 and body.startswith(b"Exif\x00\x00"):
-            exif = Image.Exif()
-            try:
-                exif.load(body[6:])
-                exif.get_ifd(_GPS_IFD)  # materialise, then drop
-                if _GPS_IFD in exif:
-                    del exif[_GPS_IFD]
-                new_body = b"Exif\x00\x00" + exif.tobytes()
-            except Exception:  # noqa: BLE001 - damaged EXIF: drop it whole
-                new_body = b""
-            if new_body and len(new_body) + 2 <= 0xFFFF:
-                out += b"\xff\xe1" + struct.pack(">H", len(new_body) + 2) + new_body
-        elif marker == 0xE1:
-            pass  # XMP or other APP1 packets may repeat the location: dropped
-        else:
-            out += segment
         pos += 2 + length
+        if marker == 0xE1 and body.startswith(b"Exif\x00\x00"):
+            new_body = _allowed_exif(body)
+            if new_body:
+                out += b"\xff\xe1" + struct.pack(">H", len(new_body) + 2) + new_body
+        elif marker == 0xE0 and body.startswith(b"JFIF\x00") and len(body) >= 14:
+            jfif = body[:12] + b"\x00\x00"  # no thumbnail
+            out += b"\xff\xe0" + struct.pack(">H", len(jfif) + 2) + jfif
+        elif (marker == 0xE2 and body.startswith(b"ICC_PROFILE\x00")) \
+                or (marker == 0xEE and body.startswith(b"Adobe")) \
+                or not (0xE0 <= marker <= 0xEF or marker == 0xFE):
+            out += segment  # colour profile, Adobe colour transform, tables, frame, scan
+        if marker == 0xDA:  # start of scan: copy the entropy-coded data up to a marker
+            end = pos
+            while True:
+                end = data.find(b"\xff", end)
+                if end < 0 or end + 1 >= len(data):
+                    out += data[pos:]
+                    return bytes(out) + (b"" if data.endswith(b"\xff\xd9") else b"\xff\xd9")
+                following = data[end + 1]
+                if following == 0x00 or 0xD0 <= following <= 0xD7:
+                    end += 2
+                    continue
+                break
+            out += data[pos:end]
+            pos = end
     return None
 
 
@@ -433,9 +592,19 @@ class Store:
         self.data_dir = Path(data_dir).resolve() if data_dir is not None else default_data_dir()
         self.photo_dir = self.data_dir / "photos"
         self._temp_dir = self.photo_dir / ".incoming"
-        self._temp_dir.mkdir(parents=True, exist_ok=True)
+        for folder in (self.data_dir, self.photo_dir, self._temp_dir):
+            _private_dir(folder)
         self.url = url or default_database_url(self.data_dir)
         is_sqlite = self.url.startswith("sqlite")
+        self._is_sqlite = is_sqlite
+        #: The clock of sessions and sign-in pauses (naive UTC); tests move it.
+        self.now: Callable[[], datetime] = _now
+        self.idle_limits = dict(IDLE_LIMITS)
+        if is_sqlite:
+            # Created private before SQLite opens it; its -wal and -shm files take its mode.
+            db_file = self.url.removeprefix("sqlite:///")
+            if db_file and db_file != ":memory:" and not os.path.exists(db_file):
+                os.close(os.open(db_file, os.O_CREAT | os.O_WRONLY, 0o600))
         kwargs: dict = {}
         if is_sqlite:
             kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
@@ -447,6 +616,8 @@ class Store:
                 cursor.execute("PRAGMA journal_mode=WAL")
                 cursor.execute("PRAGMA foreign_keys=ON")
                 cursor.execute("PRAGMA synchronous=NORMAL")
+                # Deleted rows are overwritten, not left in free pages (erasure).
+                cursor.execute("PRAGMA secure_delete=ON")
                 cursor.close()
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         key = str(self.data_dir)
@@ -462,36 +633,95 @@ class Store:
         """Create or upgrade the schema to the newest Alembic revision."""
         from alembic import command
 
-        with self._photo_lock(), self.engine.begin() as connection:
-            command.upgrade(_alembic_config(connection), "head")
+        with self._photo_lock(), self.engine.connect() as connection:
+            if self._is_sqlite:
+                # Migrations rebuild tables; with foreign keys on, dropping the old copy of a
+                # table would cascade into its children. Checked again afterwards.
+                connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+                connection.commit()
+            with connection.begin():
+                command.upgrade(_alembic_config(connection), "head")
+            if self._is_sqlite:
+                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                connection.commit()
+                if broken:
+                    raise RuntimeError(f"the schema upgrade broke references: {broken[:5]}")
 
     def recover(self) -> dict:
-        """Remove what an interrupted upload left: stale temporary files and orphan photos."""
+        """Remove what an interrupted upload left: stale temporary files and orphan photos.
+
+        A temporary file is stale, whatever its age, when no upload holds its lock (an
+        upload holds it from creating the file until it is renamed or removed).
+        """
         removed = {"temporary": 0, "orphans": 0}
         with self._photo_lock():
-            now = time.time()
             for tmp in self._temp_dir.iterdir():
-                with contextlib.suppress(FileNotFoundError):
-                    if now - tmp.stat().st_mtime > _TEMP_MAX_AGE_S:
-                        tmp.unlink()
-                        removed["temporary"] += 1
+                with contextlib.suppress(FileNotFoundError), open(tmp, "rb") as handle:
+                    try:
+                        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        continue  # an upload in progress
+                    tmp.unlink()
+                    removed["temporary"] += 1
             with self._sessions() as s:
                 known = set(s.scalars(select(_PhotoRow.sha256)).all())
             for path in self.photo_dir.glob("??/*"):
                 if path.stem not in known:
                     path.unlink(missing_ok=True)
                     removed["orphans"] += 1
+            # A store made by an earlier version has files anyone on the machine could read.
+            for folder in self.photo_dir.glob("??"):
+                _private_dir(folder)
+            for path in [*self.photo_dir.glob("??/*"), *self.data_dir.glob("monitor.sqlite*"),
+                         *self.data_dir.glob(".*.lock"), *self.data_dir.glob(".locks/*")]:
+                with contextlib.suppress(FileNotFoundError):
+                    if path.stat().st_mode & 0o077:
+                        path.chmod(0o600)
         return removed
 
     @contextlib.contextmanager
     def _photo_lock(self) -> Iterator[None]:
         """One writer of photo files at a time, across threads and processes."""
-        with self._thread_lock, open(self._lock_path, "a+b") as handle:
+        with self._thread_lock, _lock_file(self._lock_path) as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
+    def patient_lock(self, patient_id: int) -> Iterator[None]:
+        """One check-in of a patient at a time, across threads and processes.
+
+        Two photos of one patient checked in at the same moment would otherwise each be
+        analysed against the reference photo as it was before the other (or both become it).
+        """
+        with _PROCESS_LOCKS_GUARD:
+            lock = _PROCESS_LOCKS.setdefault(f"{self.data_dir}#patient{int(patient_id)}",
+                                             threading.Lock())
+        folder = self.data_dir / ".locks"
+        _private_dir(folder)
+        with lock, _lock_file(folder / f"patient-{int(patient_id)}.lock") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def photos_without_analysis(self) -> list[tuple[User, int]]:
+        """(clinician, patient id) of every patient with a stored photo that has no analysis.
+
+        A crash between storing a photo and storing its analysis leaves such a photo; the
+        app analyses them when it opens the store (:func:`monitor.clinic.analyse_missing`).
+        """
+        with self._sessions() as s:
+            analysed = select(_AnalysisRow.photo_id).where(_AnalysisRow.is_current.is_(True))
+            rows = s.execute(select(_PatientRow.clinician_id, _PatientRow.id).distinct()
+                             .join(_PhotoRow, _PhotoRow.patient_id == _PatientRow.id)
+                             .where(_PhotoRow.id.not_in(analysed))
+                             .order_by(_PatientRow.id)).all()
+            return [(self._user(s, s.get(_UserRow, c)), p) for c, p in rows]
 
     def close(self) -> None:
         self.engine.dispose()
@@ -523,17 +753,34 @@ class Store:
     # -- accounts --------------------------------------------------------------------------
 
     def create_user(self, username: str, password: str, *, role: str,
-                    display_name: str | None = None, is_demo: bool = False) -> User:
-        """Create an account; the password is kept only as an Argon2id hash."""
+                    display_name: str | None = None, is_demo: bool = False,
+                    clinician: str | None = None, treatment_date: date | None = None,
+                    procedure: str = "microneedling") -> User:
+        """Create an account; the password is kept only as an Argon2id hash.
+
+        With ``clinician`` (a clinician's user name), a patient account comes with its patient
+        record, in the same transaction: when anything is refused, nothing is created.
+        User names are compared without case ("Jane" and "jane" are one name).
+        """
         username = username.strip()
         if role not in ROLES:
             raise AccountError(f"The role must be one of {', '.join(ROLES)}, got {role!r}.")
         if not username or len(username) > 80:
             raise AccountError("Please choose a user name of 1 to 80 characters.")
-        if len(password) < 8 and not is_demo:
-            raise AccountError("Please choose a password of at least 8 characters.")
+        if not is_demo:
+            check_password(password, username=username)
+        if clinician is not None and role != "patient":
+            raise AccountError("Only a patient account has a dermatologist.")
         with self._sessions() as s:
-            row = _UserRow(username=username, password_hash=_HASHER.hash(password), role=role,
+            doctor = None
+            if clinician is not None:
+                doctor = s.scalars(select(_UserRow).where(
+                    _UserRow.username_key == _name_key(clinician))).one_or_none()
+                if doctor is None or doctor.role != "clinician":
+                    raise AccountError(f"There is no clinician named {clinician!r}; "
+                                       "nothing was created.")
+            row = _UserRow(username=username, username_key=_name_key(username),
+                           password_hash=_HASHER.hash(password), role=role,
                            display_name=display_name or username, is_demo=is_demo,
                            created_at=_now())
             s.add(row)
@@ -542,30 +789,170 @@ class Store:
             except IntegrityError:
                 s.rollback()
                 raise AccountError(f"The user name {username!r} is already taken.") from None
-            self._audit(s, None, "create_user", None, f"{role} {username}", actor_name="system")
+            self._audit(s, None, "create_user", None, f"{role} account #{row.id}",
+                        actor_name="system")
+            if doctor is not None:
+                patient = _PatientRow(name=display_name or username, user_id=row.id,
+                                      clinician_id=doctor.id, created_at=_now())
+                s.add(patient)
+                s.flush()
+                s.add(_TreatmentRow(patient_id=patient.id,
+                                    treatment_date=treatment_date or self.today(),
+                                    procedure=procedure, created_at=_now()))
+                self._audit(s, doctor.id, "add_patient", patient.id, "",
+                            actor_name=doctor.username)
             s.commit()
             return self._user(s, row)
 
-    def authenticate(self, username: str, password: str) -> User | None:
-        """The account if the password matches, else None (same work either way)."""
+    def authenticate(self, username: str, password: str, *,
+                     client: str | None = None) -> User | None:
+        """The account if the password matches, else None (same work either way).
+
+        Failed sign-ins in a row, per account and per ``client`` (an address), earn a pause
+        that grows with each failure and becomes a lockout (:data:`SIGN_IN_PAUSES`); during
+        a pause the password is not even checked, and :class:`SignInPaused` says how long
+        to wait. A success clears the account's and the client's count.
+        """
+        keys = [f"account:{_name_key(username)}"]
+        if client:
+            keys.append(f"client:{client}")
+        now = self.now()
         with self._sessions() as s:
-            row = s.scalars(select(_UserRow).where(_UserRow.username == username.strip())
-                            ).one_or_none()
+            for key in keys:
+                failure = s.get(_SignInFailureRow, key)
+                if failure is not None and failure.not_before is not None \
+                        and failure.not_before > now:
+                    raise SignInPaused(_pause_words(failure.not_before - now))
+            row = s.scalars(select(_UserRow).where(
+                _UserRow.username_key == _name_key(username))).one_or_none()
             stored = row.password_hash if row is not None else _DUMMY_HASH
             try:
                 _HASHER.verify(stored, password)
+                ok = row is not None
             except (VerificationError, InvalidHashError):
+                ok = False
+            if not ok:
+                # Counts a day old and not locking any more go (they hold typed names).
+                s.execute(delete(_SignInFailureRow).where(
+                    _SignInFailureRow.last_failure_at < now - timedelta(days=1),
+                    (_SignInFailureRow.not_before.is_(None))
+                    | (_SignInFailureRow.not_before < now)))
+                for key in keys:
+                    self._count_failure(s, key, now, row)
                 if row is not None:
                     self._audit(s, row.id, "sign_in_failed", None, "", actor_name=row.username)
-                    s.commit()
+                s.commit()
                 return None
-            if row is None:
-                return None
+            assert row is not None
+            s.execute(delete(_SignInFailureRow).where(_SignInFailureRow.key.in_(keys)))
             if _HASHER.check_needs_rehash(row.password_hash):
                 row.password_hash = _HASHER.hash(password)
             self._audit(s, row.id, "sign_in", None, "", actor_name=row.username)
             s.commit()
             return self._user(s, row)
+
+    def _count_failure(self, s: Session, key: str, now: datetime, row: _UserRow | None) -> None:
+        failure = s.get(_SignInFailureRow, key)
+        if failure is None:
+            failure = _SignInFailureRow(key=key, failures=0, last_failure_at=now)
+            s.add(failure)
+        failure.failures += 1
+        failure.last_failure_at = now
+        kind = key.split(":", 1)[0]
+        free, lock_at = SIGN_IN_PAUSES[kind]
+        n = failure.failures
+        if n >= lock_at:
+            failure.not_before = now + SIGN_IN_LOCKOUT
+            if n == lock_at:
+                self._audit(s, None if row is None else row.id, "sign_in_locked", None,
+                            f"{kind} locked for {SIGN_IN_LOCKOUT.seconds // 60} minutes "
+                            f"after {n} failed sign-ins",
+                            actor_name="system" if row is None else row.username)
+        elif n >= free:
+            failure.not_before = now + timedelta(seconds=2 ** (n - free))
+
+    # -- sessions (the signed-in browsers) -------------------------------------------------
+
+    def start_session(self, user: User) -> tuple[int, str]:
+        """A new signed-in session of ``user``: its id and a one-time ticket.
+
+        The ticket is exchanged once, within :data:`TICKET_TTL`, for the browser's cookie
+        (:meth:`claim_session`); the session id stays on the server (the tab's state).
+        """
+        ticket = secrets.token_urlsafe(32)
+        with self._sessions.begin() as s:
+            self._actor_row(s, user)
+            row = _SessionRow(user_id=user.id, ticket_hash=_secret_hash(ticket),
+                              created_at=self.now(), last_seen_at=self.now())
+            s.add(row)
+            s.flush()
+            return row.id, ticket
+
+    def claim_session(self, ticket: str) -> str | None:
+        """The cookie value for a session's one-time ticket (None when used or too old)."""
+        now = self.now()
+        with self._sessions.begin() as s:
+            row = s.scalars(select(_SessionRow).where(
+                _SessionRow.ticket_hash == _secret_hash(ticket))).one_or_none()
+            if row is None:
+                return None
+            row.ticket_hash = None
+            if now - row.created_at > TICKET_TTL or self._expired(s, row, now):
+                return None
+            token = secrets.token_urlsafe(32)
+            row.token_hash = _secret_hash(token)
+            return token
+
+    def session_user(self, *, session_id: int | None = None,
+                     token: str | None = None) -> tuple[int, User] | None:
+        """The session (by id, or by its cookie value) and its user, read afresh; or None.
+
+        None when there is no such session, it has been idle too long (the limit is per role,
+        :attr:`idle_limits`), it was ended, or its account is gone. Each call counts as use.
+        """
+        now = self.now()
+        with self._sessions() as s:
+            if session_id is not None:
+                row = s.get(_SessionRow, session_id)
+            elif token:
+                row = s.scalars(select(_SessionRow).where(
+                    _SessionRow.token_hash == _secret_hash(token))).one_or_none()
+            else:
+                return None
+            if row is None:
+                return None
+            if self._expired(s, row, now):
+                s.delete(row)
+                s.commit()
+                return None
+            user = s.get(_UserRow, row.user_id)
+            if user is None:
+                return None
+            if now - row.last_seen_at > timedelta(seconds=30):
+                row.last_seen_at = now
+                s.commit()
+            return row.id, self._user(s, user)
+
+    def _expired(self, s: Session, row: _SessionRow, now: datetime) -> bool:
+        user = s.get(_UserRow, row.user_id)
+        limit = self.idle_limits.get(user.role if user is not None else "", timedelta(0))
+        return user is None or now - row.last_seen_at > limit
+
+    def end_session(self, session_id: int | None) -> None:
+        """Sign out: the session and its cookie stop working at once."""
+        if session_id is None:
+            return
+        with self._sessions.begin() as s:
+            s.execute(delete(_SessionRow).where(_SessionRow.id == session_id))
+
+    def current(self, user: User) -> User | None:
+        """``user`` read again from the store; None when the account is gone or changed."""
+        with self._sessions() as s:
+            row = s.get(_UserRow, user.id)
+            if row is None or row.username != user.username or row.role != user.role:
+                return None
+            fresh = self._user(s, row)
+            return fresh if fresh.patient_id == user.patient_id else None
 
     def clinicians(self) -> list[User]:
         """Every clinician account (for maintenance commands that act on their behalf)."""
@@ -576,7 +963,8 @@ class Store:
 
     def user(self, username: str) -> User | None:
         with self._sessions() as s:
-            row = s.scalars(select(_UserRow).where(_UserRow.username == username)).one_or_none()
+            row = s.scalars(select(_UserRow).where(
+                _UserRow.username_key == _name_key(username))).one_or_none()
             return None if row is None else self._user(s, row)
 
     def _user(self, s: Session, row: _UserRow) -> User:
@@ -590,6 +978,7 @@ class Store:
 
     def _patient_row(self, s: Session, actor: User, patient_id: int) -> _PatientRow:
         """The patient's row if ``actor`` may see it, else AccessDenied (also when absent)."""
+        self._actor_row(s, actor)
         row = s.get(_PatientRow, patient_id)
         allowed = row is not None and (
             (actor.role == "clinician" and row.clinician_id == actor.id)
@@ -598,6 +987,15 @@ class Store:
             raise AccessDenied("This course is not yours to see. You can only open your own "
                                "course (or, for clinicians, your own patients).")
         assert row is not None
+        return row
+
+    @staticmethod
+    def _actor_row(s: Session, actor: User) -> _UserRow:
+        """The acting account as stored; AccessDenied for a stale ``User`` (erased, changed)."""
+        row = s.get(_UserRow, actor.id)
+        if row is None or row.username != actor.username or row.role != actor.role:
+            raise AccessDenied("Your account has changed or no longer exists. "
+                               "Please sign in again.")
         return row
 
     @staticmethod
@@ -632,10 +1030,11 @@ class Store:
         """A new patient of ``actor`` (a clinician), optionally linked to a patient account."""
         self._require_clinician(actor)
         with self._sessions() as s:
+            self._actor_row(s, actor)
             user_id = None
             if username is not None:
-                account = s.scalars(select(_UserRow).where(_UserRow.username == username)
-                                    ).one_or_none()
+                account = s.scalars(select(_UserRow).where(
+                    _UserRow.username_key == _name_key(username))).one_or_none()
                 if account is None or account.role != "patient":
                     raise AccountError(f"There is no patient account named {username!r}.")
                 user_id = account.id
@@ -657,6 +1056,7 @@ class Store:
     def patients(self, actor: User) -> list[PatientInfo]:
         """The patients ``actor`` may see: a clinician's own, or the patient themself."""
         with self._sessions() as s:
+            self._actor_row(s, actor)
             query = select(_PatientRow)
             if actor.role == "clinician":
                 query = query.where(_PatientRow.clinician_id == actor.id)
@@ -678,9 +1078,14 @@ class Store:
                            procedure=None if treatment is None else treatment.procedure)
 
     def delete_patient(self, actor: User, patient_id: int, *, confirm_name: str) -> int:
-        """Erase a patient: rows, photo files and their account. Returns files removed.
+        """Erase a patient: rows, photo files, their account and every trace. Files removed.
 
         ``confirm_name`` must repeat the patient's name, so that a slip cannot erase anyone.
+        The audit log keeps one row, "patient #n erased by clinician #m" with its time; the
+        patient's other rows, their account's rows (sign-ins, its creation) and their
+        sign-in counts go. Deleted rows are overwritten (``secure_delete``) and the SQLite
+        write-ahead log is checkpointed and emptied, so no byte of the record stays in the
+        data folder. Ids are never given again (AUTOINCREMENT).
         """
         self._require_clinician(actor)
         with self._photo_lock(), self._sessions() as s:
@@ -689,7 +1094,7 @@ class Store:
                 raise AccountError("To erase this patient, type their name exactly as shown.")
             hashes = set(s.scalars(select(_PhotoRow.sha256)
                                    .where(_PhotoRow.patient_id == patient_id)).all())
-            account_id = row.user_id
+            account = None if row.user_id is None else s.get(_UserRow, row.user_id)
             photo_ids = select(_PhotoRow.id).where(_PhotoRow.patient_id == patient_id)
             s.execute(delete(_CorrectionRow).where(_CorrectionRow.photo_id.in_(photo_ids)))
             s.execute(delete(_AnalysisRow).where(_AnalysisRow.photo_id.in_(photo_ids)))
@@ -698,21 +1103,38 @@ class Store:
             s.execute(delete(_NoteRow).where(_NoteRow.patient_id == patient_id))
             s.execute(delete(_TreatmentRow).where(_TreatmentRow.patient_id == patient_id))
             s.execute(delete(_PatientRow).where(_PatientRow.id == patient_id))
-            if account_id is not None:
-                s.execute(delete(_UserRow).where(_UserRow.id == account_id))
-            # What was done stays on record; what was seen about them goes with them.
-            s.execute(update(_AuditRow).where(_AuditRow.patient_id == patient_id)
-                      .values(detail=""))
-            self._audit(s, actor.id, "erase_patient", patient_id, "", actor_name=actor.username)
+            s.execute(delete(_AuditRow).where(_AuditRow.patient_id == patient_id))
+            if account is not None:
+                s.execute(delete(_SessionRow).where(_SessionRow.user_id == account.id))
+                s.execute(delete(_AuditRow).where(_AuditRow.actor_id == account.id))
+                s.execute(delete(_AuditRow).where(
+                    _AuditRow.action == "create_user",
+                    _AuditRow.detail.in_([f"{account.role} account #{account.id}",
+                                          f"{account.role} {account.username}"])))
+                s.execute(delete(_SignInFailureRow).where(
+                    _SignInFailureRow.key == f"account:{account.username_key}"))
+                s.execute(delete(_UserRow).where(_UserRow.id == account.id))
+            self._audit(s, actor.id, "erase_patient", patient_id,
+                        f"patient #{patient_id} erased by clinician #{actor.id}",
+                        actor_name=f"clinician #{actor.id}")
             s.commit()
             still_used = set(s.scalars(select(_PhotoRow.sha256)
                                        .where(_PhotoRow.sha256.in_(hashes))).all())
-            removed = 0
+        removed = 0
+        with self._photo_lock():
             for sha in hashes - still_used:
                 for path in (self.photo_dir / sha[:2]).glob(f"{sha}.*"):
                     path.unlink(missing_ok=True)
                     removed += 1
-            return removed
+        self._checkpoint()
+        return removed
+
+    def _checkpoint(self) -> None:
+        """Copy the write-ahead log into the database file and empty it (SQLite)."""
+        if not self._is_sqlite:
+            return
+        with self.engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
     # -- photos ----------------------------------------------------------------------------
 
@@ -734,13 +1156,15 @@ class Store:
             if existing is not None:
                 return self._photo_info(s, existing), False
         # Written outside the lock (the slow part); renamed and committed inside it.
-        self._temp_dir.mkdir(parents=True, exist_ok=True)
+        _private_dir(self._temp_dir)
         tmp = self._temp_dir / f"{sha}.{os.getpid()}.{threading.get_ident()}.tmp"
-        with open(tmp, "wb") as handle:
+        with self._photo_lock():  # created and locked at once: recover() skips held files
+            handle = open(os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600), "wb")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
             handle.write(stored)
             handle.flush()
             os.fsync(handle.fileno())
-        try:
             with self._photo_lock(), self._sessions() as s:
                 self._patient_row(s, actor, patient_id)
                 final = self._photo_path(sha, suffix)
@@ -760,7 +1184,7 @@ class Store:
                     return self._photo_info(s, again), False
                 self._audit(s, actor.id, "upload_photo", patient_id, f"photo {row.id}",
                             actor_name=actor.username)
-                final.parent.mkdir(parents=True, exist_ok=True)
+                _private_dir(final.parent)
                 os.replace(tmp, final)
                 try:
                     self._commit(s)
@@ -771,6 +1195,7 @@ class Store:
                 return self._photo_info(s, row), True
         finally:
             tmp.unlink(missing_ok=True)
+            handle.close()
 
     def _commit(self, s: Session) -> None:
         """Commit (a seam for tests that simulate a crash at the worst moment)."""

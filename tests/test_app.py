@@ -36,9 +36,9 @@ def demo(demo_template, tmp_path, monkeypatch):
 
 
 def _app(store: Store | None = None, username: str | None = None) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at = AppTest.from_file(str(ROOT / "clinic_app.py"), default_timeout=120)
     if username is not None:
-        at.session_state["user"] = store.user(username)
+        at.session_state["session_id"], _ = store.start_session(store.user(username))
     return at.run()
 
 
@@ -47,6 +47,12 @@ def _texts(at: AppTest) -> str:
                                   "title", "subheader")
              for e in getattr(at, kind)]
     return "\n".join(str(p) for p in parts)
+
+
+def _photos(at: AppTest) -> list[str]:
+    """The embedded photos of the page (data: URIs; nothing goes through /media/)."""
+    return [h.proto.body for h in at.get("html") if 'class="monitor-photo"' in h.proto.body
+            and 'src="data:image/jpeg;base64,' in h.proto.body]
 
 
 def _click(at: AppTest, label: str) -> AppTest:
@@ -101,13 +107,14 @@ def test_my_course_shows_metrics_chart_status_and_before_after(demo):
     assert labels == ["Spots today", "Redness today", "Spots on day 0"]
     assert "Settled" in _texts(at) or "Settling" in _texts(at)
     assert len(at.get("plotly_chart")) == 2
-    assert len(at.image) >= 1 and at.slider(key="wipe_patient").value == 50
+    assert len(_photos(at)) == 3 and at.slider(key="wipe_patient").value == 50
+    assert not at.image  # no st.image: its pictures are served from /media/ to anyone
 
 
 def test_patient_cannot_open_another_course_by_query_parameter(demo):
     sam = demo.user("sam")
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.session_state["user"] = demo.user("alex")
+    at = AppTest.from_file(str(ROOT / "clinic_app.py"), default_timeout=60)
+    at.session_state["session_id"], _ = demo.start_session(demo.user("alex"))
     at.query_params["patient"] = str(sam.patient_id)
     at.switch_page("app_pages/my_course.py").run()
     assert not at.exception
@@ -136,8 +143,8 @@ def _review_alex_day_2(demo):
     """The review page of the demo's Alex, showing the busiest day (day 2)."""
     doctor = demo.user("doctor")
     alex = next(p for p in demo.patients(doctor) if p.name == "Alex")
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.session_state["user"] = doctor
+    at = AppTest.from_file(str(ROOT / "clinic_app.py"), default_timeout=120)
+    at.session_state["session_id"], _ = demo.start_session(doctor)
     at.query_params["patient"] = str(alex.id)
     at.switch_page("app_pages/review.py").run()
     assert not at.exception, at.exception
@@ -160,8 +167,9 @@ def test_review_reject_a_lesion_changes_the_count_and_exports(demo):
               __import__("monitor.clinic", fromlist=["x"]).course_view(
                   demo, doctor, alex.id).trend["series"]}
     assert series[2] == before - 1
-    labels = [d.proto.label for d in at.get("download_button")]
-    assert "PDF for the record" in labels and "Time-lapse (GIF)" in labels
+    links = "".join(h.proto.body for h in at.get("html"))
+    assert f'href="/api/export/{alex.id}/pdf"' in links and "Time-lapse (GIF)" in links
+    assert not at.get("download_button")  # their files are served from /media/ to anyone
 
 
 def test_review_undo_add_a_missed_lesion_and_note(demo):
@@ -186,13 +194,13 @@ def test_review_undo_add_a_missed_lesion_and_note(demo):
     next(b for b in at.button if b.label == "Save note").click().run()
     assert not at.exception, at.exception
     assert [n.text for n in demo.notes(doctor, alex.id)] == ["Review on Friday."]
-    assert "Review on Friday." in _texts(at)
+    assert "Review on Friday\\." in _texts(at)  # shown as typed (Markdown escaped)
 
 
 def test_review_of_another_clinicians_patient_is_refused(demo):
     other = demo.create_user("doc2", "other password", role="clinician")
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.session_state["user"] = other
+    at = AppTest.from_file(str(ROOT / "clinic_app.py"), default_timeout=60)
+    at.session_state["session_id"], _ = demo.start_session(other)
     at.query_params["patient"] = "1"
     at.switch_page("app_pages/review.py").run()
     assert not at.exception
@@ -222,11 +230,11 @@ def test_a_warm_rerun_of_a_30_day_review_recomputes_nothing(demo, monkeypatch):
 
     doctor = demo.user("doctor")
     alex_id = load_script("benchmarks/review_rerun.py").extend_to_30_days(demo)
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.session_state["user"] = doctor
+    at = AppTest.from_file(str(ROOT / "clinic_app.py"), default_timeout=120)
+    at.session_state["session_id"], _ = demo.start_session(doctor)
     at.query_params["patient"] = str(alex_id)
     at.switch_page("app_pages/review.py").run()
-    assert not at.exception and len(at.image) >= 30
+    assert not at.exception and len(_photos(at)) >= 30
     calls = []
 
     def counted(module, name):
@@ -248,3 +256,189 @@ def test_a_warm_rerun_of_a_30_day_review_recomputes_nothing(demo, monkeypatch):
     at.slider(key="wipe_review").set_value(30).run()
     assert not at.exception
     assert calls == []
+
+
+def test_an_erased_patients_open_tab_is_signed_out_not_shown_the_next_patient(demo):
+    """Issue #16, finding 1: the tab stays open while the patient is erased and replaced."""
+    at = _app(demo, "robin")
+    assert at.title[0].value == "Daily check-in"
+    doctor, robin = demo.user("doctor"), demo.user("robin")
+    demo.delete_patient(doctor, robin.patient_id, confirm_name="Robin")
+    new = demo.create_user("newcomer", "mossy garden gate", role="patient",
+                           display_name="New Comer", clinician="doctor")
+    assert (new.id, new.patient_id) != (robin.id, robin.patient_id)
+    at.run()  # the old tab's next run, without a reload
+    assert not at.exception
+    assert at.title[0].value == "Breakout Monitor"  # the sign-in page
+    assert "signed out" in _texts(at)
+    assert "New Comer" not in _texts(at) and "Signed in as" not in _texts(at)
+
+
+def test_a_user_put_in_the_tab_state_is_not_signed_in(demo):
+    at = AppTest.from_file(str(ROOT / "clinic_app.py"), default_timeout=60)
+    at.session_state["user"] = demo.user("doctor")  # only a session of the store counts
+    at.run()
+    assert at.title[0].value == "Breakout Monitor"
+
+
+def test_a_patient_with_no_usable_photo_can_be_erased(demo):
+    """Finding 5: the review page stopped before the erasure for such a patient."""
+    doctor = demo.user("doctor")
+    robin = next(p for p in demo.patients(doctor) if p.name == "Robin")
+    at = AppTest.from_file(str(ROOT / "clinic_app.py"), default_timeout=60)
+    at.session_state["session_id"], _ = demo.start_session(doctor)
+    at.query_params["patient"] = str(robin.id)
+    at.switch_page("app_pages/review.py").run()
+    assert "No usable photo yet" in _texts(at)
+    at.text_input(key="erase_name").input("Robin")
+    next(b for b in at.button if b.key == "erase").click().run()
+    assert not at.exception, at.exception
+    assert [p.name for p in demo.patients(doctor)] == ["Alex", "Sam"]
+    assert demo.user("robin") is None
+
+
+def test_a_photo_stranded_without_its_analysis_is_analysed_again(demo):
+    """Finding 6: a crash between storing a photo and its analysis hid it for good."""
+    from monitor.clinic import analyse_missing, check_in_photo
+
+    robin = demo.user("robin")
+    day0, day1 = ((SAMPLES / f"day{d}.jpg").read_bytes() for d in (0, 1))
+    demo.add_photo(robin, robin.patient_id, day0, file_name="day0.jpg")  # then the crash
+    assert [p.result for p in demo.photos(robin, robin.patient_id)] == [None]
+    outcome = check_in_photo(demo, robin, robin.patient_id, day0, file_name="day0.jpg")
+    assert outcome.accepted, outcome.result
+    demo.add_photo(robin, robin.patient_id, day1, file_name="day1.jpg")  # crash again
+    assert len(demo.photos_without_analysis()) == 1
+    assert analyse_missing(demo) == 2  # the course, read against its reference again
+    photos = demo.photos(robin, robin.patient_id)
+    assert [p.status for p in photos] == ["ok", "ok"]
+    assert {p.reference_photo_id for p in photos} == {photos[0].id}
+    assert demo.photos_without_analysis() == []
+
+
+def test_check_ins_of_one_patient_run_one_at_a_time(demo, monkeypatch):
+    """Finding 9: two uploads at once were analysed against different reference photos."""
+    import threading
+    import time
+
+    import monitor.clinic as clinic
+
+    robin = demo.user("robin")
+    running, most = [0], [0]
+    real = clinic.analyse_photo
+
+    def watched(*args, **kwargs):
+        running[0] += 1
+        most[0] = max(most[0], running[0])
+        try:
+            time.sleep(0.3)
+            return real(*args, **kwargs)
+        finally:
+            running[0] -= 1
+
+    monkeypatch.setattr(clinic, "analyse_photo", watched)
+    errors = []
+
+    def check_in(day):
+        try:
+            clinic.check_in_photo(demo, robin, robin.patient_id,
+                                  (SAMPLES / f"day{day}.jpg").read_bytes(),
+                                  file_name=f"day{day}.jpg")
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=check_in, args=(d,)) for d in (1, 0)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and most[0] == 1
+    photos = demo.photos(robin, robin.patient_id)
+    assert [p.status for p in photos] == ["ok", "ok"]
+    assert {p.reference_photo_id for p in photos} == {photos[0].id}  # day 0 for both
+
+
+_MARKDOWN_ATTACKS = ["![x](http://198.51.100.7/x.png)", "<img src=http://198.51.100.7/y>",
+                     ":red[big] :material/home: **bold** [link](http://198.51.100.7/)",
+                     "# heading\n\n- list `code` $x^2$ ~~gone~~ a_b_c \\ end"]
+
+
+@pytest.mark.parametrize("text", _MARKDOWN_ATTACKS)
+def test_plain_escapes_every_markdown_mark(text):
+    """Finding 7 (the browser test in tests/e2e renders these and watches the network)."""
+    from app_pages.common import plain
+
+    out = plain(text).replace("\u200b", "")
+    shown, marks, i = [], [], 0
+    while i < len(out):
+        if out[i] == "\\":
+            shown.append(out[i + 1])
+            i += 2
+            continue
+        if out[i] in "![]()<>*_`#-:$~":
+            marks.append(out[i])
+        shown.append(out[i])
+        i += 1
+    assert marks == []  # every mark is escaped...
+    assert "".join(shown) == " ".join(text.split())  # ...and the text reads as typed
+
+
+def test_names_and_notes_with_markdown_are_shown_as_text_in_the_review(demo):
+    doctor = demo.user("doctor")
+    pid = demo.add_patient(doctor, "Eve ![x](http://198.51.100.7/x.png)",
+                           treatment_date=demo.today())
+    demo.add_note(doctor, pid, "see ![y](http://198.51.100.7/y.png) **now**")
+    at = AppTest.from_file(str(ROOT / "clinic_app.py"), default_timeout=60)
+    at.session_state["session_id"], _ = demo.start_session(doctor)
+    at.query_params["patient"] = str(pid)
+    at.switch_page("app_pages/review.py").run()
+    assert not at.exception, at.exception
+    sources = [str(e.value) for kind in ("markdown", "title", "caption") for e in
+               getattr(at, kind)]
+    sources += [b.label for b in at.button] + [t.label for t in at.text_input]
+    assert any("198" in s for s in sources)
+    for source in sources:
+        assert "![" not in source and "](" not in source and "**now" not in source, source
+
+
+def test_the_pdf_draws_names_in_any_script(demo):
+    """Finding 9: the PDF's Latin-1 core fonts turned non-Latin names into '????'."""
+    import re
+    import zlib
+
+    from monitor.clinic import course_view
+    from monitor.report import pdf_report
+
+    doctor = demo.user("doctor")
+    pid = demo.add_patient(doctor, "Ёлена Παπαδοπούλου Łódź", treatment_date=demo.today())
+    view = course_view(demo, doctor, pid)
+    pdf = pdf_report(view, before=None, after=None, before_label="", after_label="",
+                     chart_png=None, clinician="Dr Ünal", generated=demo.today())
+    streams = [zlib.decompress(m) if m[:1] == b"x" else m
+               for m in re.findall(rb"stream\r?\n(.*?)\r?\nendstream", pdf, re.S)]
+    unicode_maps = b"".join(s for s in streams if b"beginbfchar" in s or b"beginbfrange" in s)
+    for char in "ЁлΠαπούŁóźÜ":
+        assert f"{ord(char):04X}".encode() in unicode_maps.upper(), char
+    assert b"DejaVu" in pdf
+
+
+def test_sign_in_page_pauses_a_password_guesser_in_plain_words(demo):
+    """Finding 3: 30 wrong passwords in a row met no delay and no lockout."""
+    from datetime import datetime
+
+    from monitor.web import open_store
+
+    open_store(str(demo.data_dir)).now = lambda: datetime(2026, 3, 9, 12, 0, 0)  # time stands
+    at = _app()
+    at.text_input(key="login_username").input("alex")
+    messages = []
+    for _ in range(5):
+        at.text_input(key="login_password").input("a wrong guess")
+        at = _click(at, "Sign in")
+        messages.append(at.error[0].value)
+    assert messages[:3] == ["That user name and password do not match. Please try again."] * 3
+    assert all("Too many sign-in attempts. Please wait" in m for m in messages[3:])
+    at.text_input(key="login_password").input("demo-alex")  # even the right one waits
+    at = _click(at, "Sign in")
+    assert "Too many" in at.error[0].value and "Traceback" not in _texts(at)
+    assert at.title[0].value == "Breakout Monitor"
