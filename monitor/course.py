@@ -662,12 +662,17 @@ def _read_photos(photos: Sequence[Mapping]) -> tuple[list[_Photo], str, int]:
         area = None
         reading = p.get("lesion_reading")
         face_centre = None
-        box = (p.get("face") or {}).get("box") if isinstance(p.get("face"), Mapping) else None
-        if isinstance(box, Sequence) and len(box) == 4:
-            face_centre = (0.5 * (float(box[0]) + float(box[2])),
-                           0.5 * (float(box[1]) + float(box[3])))
+        box = p["face"].get("box") if isinstance(p.get("face"), Mapping) else None
+        if isinstance(box, Sequence) and not isinstance(box, str) and len(box) == 4:
+            corners = [_float_or_none(v, "photo {!r} face box", file) for v in box]
+            if None not in corners:
+                x0, y0, x1, y1 = corners
+                face_centre = (0.5 * (x0 + x1), 0.5 * (y0 + y1))
         if lesions is not None and isinstance(reading, Mapping) and reading.get("area"):
-            corners = np.asarray(reading["area"], dtype=float)
+            try:
+                corners = np.asarray(reading["area"], dtype=float)
+            except (TypeError, ValueError):
+                corners = np.zeros(0)  # not corners: the whole photo counts as read
             if corners.shape == (4, 2) and np.all(np.isfinite(corners)):
                 w = corners @ matrix[2, :2] + matrix[2, 2]
                 if np.all(w > 1e-12):
