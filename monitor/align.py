@@ -122,16 +122,13 @@ def prepare_reference(rgb: np.ndarray, face: Face) -> AlignmentTarget:
     """Prepare the reference photo (and its face) for :func:`align`."""
     to_work, size = _work_transform(face)
     work = _bandpass(_resample(_grey(rgb), to_work, size))
-    oval = face.skin_mask(shape=(size[1], size[0]), transform=to_work)
-    # ECC looks at the whole face: skin, eyes, brows, nose, lips (the face oval's hull).
-    hull = cv2.convexHull(np.argwhere(oval)[:, ::-1].astype(np.int32))
-    mask = np.zeros((size[1], size[0]), np.uint8)
-    cv2.fillConvexPoly(mask, hull, 1)
+    mask = _face_hull(face, to_work, size)
     return AlignmentTarget(face=face, to_work=to_work, work=work, mask=mask,
                            features=_features(_resample(_grey(rgb), to_work, size), mask))
 
 
 def _face_hull(face: Face, to_work: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The whole face in a working image: skin, eyes, brows, nose, lips (the oval's hull)."""
     oval = face.skin_mask(shape=(size[1], size[0]), transform=to_work)
     hull = cv2.convexHull(np.argwhere(oval)[:, ::-1].astype(np.int32))
     mask = np.zeros((size[1], size[0]), np.uint8)

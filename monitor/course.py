@@ -557,9 +557,7 @@ def _map_lesions(raw: Sequence[Mapping], matrix: np.ndarray, file: str) -> tuple
         if not w > 1e-12:
             continue  # maps to infinity: the alignment is unusable at this point
         xr, yr = (h00 * x + h01 * y + h02) / w, (h10 * x + h11 * y + h12) / w
-        # Local area change of the projective map (determinant of its Jacobian).
-        det = ((h00 - xr * h20) * (h11 - yr * h21) - (h01 - xr * h21) * (h10 - yr * h20)) / w**2
-        scale = math.sqrt(abs(det))
+        scale = _local_scale(matrix, x, y)
         kind = str(item.get("kind") or "papule")
         region = item.get("region")
         lesions.append(
@@ -1021,12 +1019,13 @@ def _extend_back(
             state.unseen.add(back)
             continue
         spots = faint_left[back]
-        best, best_d = None, math.inf
-        for j, spot in enumerate(spots):
-            gate = max(factor * max(state.radius, spot.radius), minimum)
-            d = math.hypot(spot.x - x, spot.y - y)
-            if d <= gate and d < best_d:
-                best, best_d = j, d
+        best = None
+        if spots:
+            gates = _gates(np.array([state.radius]), np.array([sp.radius for sp in spots]),
+                           factor, minimum)[0]
+            d = np.hypot([sp.x - x for sp in spots], [sp.y - y for sp in spots])
+            d = np.where(d <= gates, d, np.inf)
+            best = int(np.argmin(d)) if np.isfinite(d.min()) else None
         if best is not None:
             state.prepend(back, _sighting(observed[back], spots.pop(best), faint=True))
         elif hidden(back, x, y):
