@@ -139,14 +139,20 @@ def test_triage_lists_the_flagged_patient_first(demo):
     assert buttons[0].endswith("Sam")
 
 
+def _review(demo, name: str, *, timeout: float = 120):
+    """The demo doctor's review page of the patient called ``name``: (page, doctor, patient)."""
+    doctor = demo.user("doctor")
+    patient = next(p for p in demo.patients(doctor) if p.name == name)
+    at = AppTest.from_file(str(ROOT / "clinic_app.py"), default_timeout=timeout)
+    at.session_state["session_id"], _ = demo.start_session(doctor)
+    at.query_params["patient"] = str(patient.id)
+    at.switch_page("app_pages/review.py").run()
+    return at, doctor, patient
+
+
 def _review_alex_day_2(demo):
     """The review page of the demo's Alex, showing the busiest day (day 2)."""
-    doctor = demo.user("doctor")
-    alex = next(p for p in demo.patients(doctor) if p.name == "Alex")
-    at = AppTest.from_file(str(ROOT / "clinic_app.py"), default_timeout=120)
-    at.session_state["session_id"], _ = demo.start_session(doctor)
-    at.query_params["patient"] = str(alex.id)
-    at.switch_page("app_pages/review.py").run()
+    at, doctor, alex = _review(demo, "Alex")
     assert not at.exception, at.exception
     assert at.title[0].value == "Review: Alex"
     at.selectbox(key="overlay_photo").select_index(2).run()
@@ -283,12 +289,7 @@ def test_a_user_put_in_the_tab_state_is_not_signed_in(demo):
 
 def test_a_patient_with_no_usable_photo_can_be_erased(demo):
     """Finding 5: the review page stopped before the erasure for such a patient."""
-    doctor = demo.user("doctor")
-    robin = next(p for p in demo.patients(doctor) if p.name == "Robin")
-    at = AppTest.from_file(str(ROOT / "clinic_app.py"), default_timeout=60)
-    at.session_state["session_id"], _ = demo.start_session(doctor)
-    at.query_params["patient"] = str(robin.id)
-    at.switch_page("app_pages/review.py").run()
+    at, doctor, _ = _review(demo, "Robin", timeout=60)
     assert "No usable photo yet" in _texts(at)
     at.text_input(key="erase_name").input("Robin")
     next(b for b in at.button if b.key == "erase").click().run()
