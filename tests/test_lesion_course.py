@@ -28,11 +28,14 @@ def test_lesions_found_on_courses(course_folder):
         for entry in analysis["photos"]:
             assert entry["lesion_count"] == len(entry["lesions"])
             assert all(les["kind"] in {"papule", "pustule"} for les in entry["lesions"])
+            # A counted lesion holds at least the reader's floor of density mass (thinner
+            # peaks are faint spots).
+            assert all(les["confidence"] >= 0.15 for les in entry["lesions"]), entry["lesions"]
         # Day 0 has moles and no lesions. The networks read a few spots in the astronaut's
         # blond fringe (inside the face oval) or beside the brows.
         day0 = next(p for p in analysis["photos"] if p["day"] == 0)
         assert day0["lesion_count"] <= 6
-    # Issue #13 asks F1 >= 0.90 and a count error <= 1.0 on synthetic courses: not met by the
-    # network reader (the candidate trees, tuned on these courses, reached 0.94 / 0.58).
-    assert total.f1 >= 0.75, total  # measured 0.80
-    assert np.mean(count_errors) <= 2.5, count_errors
+    # Issue #13 asks F1 >= 0.90 and a count error <= 1.0 on synthetic courses (the eight of
+    # benchmarks/course_accuracy.py: 0.955 / 0.39); on these four seeds 0.895 / 0.97.
+    assert total.f1 >= 0.86, total
+    assert np.mean(count_errors) <= 1.3, count_errors
