@@ -155,6 +155,7 @@ FACE_SEPARATION_MM = 1.5 * 2 * STRIDE / FACE_READ_PX_PER_MM
 # Faint spots on a face (kept to follow a lesion through a day it reads faintly, never counted):
 # density peaks of at least this mass, at least this much redder (a*) than their surroundings.
 _FAINT_MIN_MASS = 0.03
+_FAINT_MIN_A_EXCESS = 0.5
 #: A listed peak of the whole-face read with less density mass than this is a faint spot, not a
 #: lesion: on wrinkled or coarse skin the networks spread mass thinly over the texture, and the
 #: calibrated count lists those thin peaks. Tuned on the ACNE04 dev faces (count error 3.96 ->
@@ -162,7 +163,6 @@ _FAINT_MIN_MASS = 0.03
 #: Synthetic courses of the astronaut (8): count error 1.06 -> 0.39, F1 0.90 -> 0.955; phantoms
 #: on four faces, painted: count error 5.4 -> 3.1.
 _FACE_MIN_MASS = 0.15
-_FAINT_MIN_A_EXCESS = 0.5
 
 # Tuned by cross-validation on the ACNE04 training photos (benchmarks/train_lesion_model.py);
 # the model file carries its own value, this is used when it does not.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from monitor.evaluation import LesionScore, course_accuracy
+from monitor.lesions import _FACE_MIN_MASS
 from monitor.pipeline import analyse_series
 
 SEEDS = (81, 82, 83, 84)
@@ -30,7 +31,8 @@ def test_lesions_found_on_courses(course_folder):
             assert all(les["kind"] in {"papule", "pustule"} for les in entry["lesions"])
             # A counted lesion holds at least the reader's floor of density mass (thinner
             # peaks are faint spots).
-            assert all(les["confidence"] >= 0.15 for les in entry["lesions"]), entry["lesions"]
+            assert all(les["confidence"] >= _FACE_MIN_MASS
+                       for les in entry["lesions"]), entry["lesions"]
         # Day 0 has moles and no lesions. The networks read a few spots in the astronaut's
         # blond fringe (inside the face oval) or beside the brows.
         day0 = next(p for p in analysis["photos"] if p["day"] == 0)
