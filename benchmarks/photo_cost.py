@@ -43,7 +43,10 @@ def decode_seconds(jpeg: bytes) -> float:
     Released, as between two photos of a real run: a decoded image kept alive while the
     analysis is timed (a closed Pillow image still holds its pixels) denies the analysis the
     memory just freed, and every fresh allocation then pays the kernel's page faults, which
-    inflated the analysis by about 60 ms here.
+    inflated the analysis by about 60 ms here. Interleaved with the analyses, the decode can
+    itself pay page faults for memory the analysis has just given back (55-63 ms against 40
+    alone, before the rule scores of the face read moved to a kept worker thread): the
+    benchmark prints both figures and takes the ratio against the interleaved one.
     """
     start = time.perf_counter()
     with Image.open(io.BytesIO(jpeg)) as image:
@@ -59,6 +62,8 @@ def main() -> int:
     reference_jpeg = twelve_megapixel_jpeg(course.photos[0])
     photo_jpeg = twelve_megapixel_jpeg(course.photos[1])
 
+    # Decoding alone, before any analysis has churned the memory: the photo's own decode cost.
+    alone = statistics.median(decode_seconds(photo_jpeg) for _ in range(args.repeats))
     reference = make_reference(analyse_photo(reference_jpeg, name="reference.jpg", strict=True))
     decode, total = [], []
     for _ in range(args.repeats):
@@ -69,8 +74,8 @@ def main() -> int:
     assert result.status == "ok", result.reason
     d, t = statistics.median(decode), statistics.median(total)
     ratio = t / d
-    print(f"12 MP photo: decode {d * 1000:.0f} ms, whole analysis {t * 1000:.0f} ms, "
-          f"ratio {ratio:.2f}x (target <= {TARGET_RATIO:.0f}x)")
+    print(f"12 MP photo: decode {d * 1000:.0f} ms (alone {alone * 1000:.0f} ms), "
+          f"whole analysis {t * 1000:.0f} ms, ratio {ratio:.2f}x (target <= {TARGET_RATIO:.0f}x)")
     return 0 if ratio <= TARGET_RATIO else 1
 
 

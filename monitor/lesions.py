@@ -57,6 +57,8 @@ from __future__ import annotations
 
 import functools
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -1083,6 +1085,23 @@ def _closeup_lesions(
     return tuple(lesions), tuple(faint)
 
 
+_rule_pool: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _rule_worker() -> ThreadPoolExecutor:
+    """This process's worker threads for the rule scores of :func:`_face_lesions`.
+
+    Kept, not made per call: a fresh thread allocates its arrays in fresh memory and pays the
+    page faults (a per-call thread saved nothing). Made again in a forked child, which
+    inherits the parent's pool without its threads.
+    """
+    global _rule_pool
+    if _rule_pool is None or _rule_pool[0] != os.getpid():
+        _rule_pool = (os.getpid(), ThreadPoolExecutor(max_workers=2,
+                                                      thread_name_prefix="rule-spots"))
+    return _rule_pool[1]
+
+
 def _face_lesions(
     net: CloseupNet,
     rgb: np.ndarray,
@@ -1113,9 +1132,13 @@ def _face_lesions(
     than around.
     """
     short_side = max(16, round(min(rgb.shape[:2]) * FACE_READ_PX_PER_MM / px_per_mm))
+    # The rule scores run beside the networks: both release the interpreter lock for most of
+    # their work. On two cores a 12 MP photo's whole analysis takes 280 ms instead of 370.
+    rule_job = _rule_worker().submit(_rule_spots, rgb, skin, exclude, px_per_mm)
     listed, faint = _closeup_lesions(net, rgb, skin, exclude, min_confidence,
                                      short_side=short_side, mirrors=_FACE_MIRRORS,
                                      faint_mass=_FAINT_MIN_MASS)
+    rule = rule_job.result()
     found, weak = [], []
     for lesion, is_listed in [(f, True) for f in listed] + [(f, False) for f in faint]:
         excess = _redness_excess(rgb, lesion, px_per_mm)
@@ -1123,7 +1146,6 @@ def _face_lesions(
             found.append(lesion)
         elif excess >= _FAINT_MIN_A_EXCESS:
             weak.append(lesion)
-    rule = _rule_spots(rgb, skin, exclude, px_per_mm)
     for spot in rule:
         covered = any(math.hypot(spot.x - f.x, spot.y - f.y) < max(spot.radius_px, f.radius_px)
                       for f in found)
