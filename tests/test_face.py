@@ -40,6 +40,26 @@ def test_landmarks_follow_a_rotation(astronaut):
     assert moved.pose_deg["roll"] - face.pose_deg["roll"] == pytest.approx(-15, abs=2.5)
 
 
+def test_a_face_filling_the_frame_is_found_where_it_is(astronaut):
+    """A close crop of the face (as a cheek close-up or a phone held near) escapes the
+    detector as it is; the grey border find_face retries with brings it back, and the points
+    land on the crop's own pixels."""
+    import monitor.face as face_module
+
+    face = find_face(astronaut)
+    x0, y0, x1, y1 = face.box
+    margin_x, margin_y = 0.15 * (x1 - x0), 0.15 * (y1 - y0)
+    left, top = int(x0 + margin_x), int(y0 + margin_y)
+    crop = astronaut[top:int(y1 - margin_y), left:int(x1 - margin_x)]
+    crop = cv2.resize(crop, None, fx=4, fy=4, interpolation=cv2.INTER_CUBIC)
+    assert face_module._run_mesh(crop) == []  # the detector alone does not see it
+    close = find_face(crop)
+    expected = (face.landmarks - (left, top)) * 4 + 1.5  # pixel centres under the 4x resize
+    error = np.linalg.norm(close.landmarks - expected, axis=1)
+    assert np.median(error) < 0.05 * close.inter_ocular_px
+    assert close.image_shape == crop.shape[:2]
+
+
 def test_regions_are_disjoint_skin_in_anatomical_places(astronaut):
     face = find_face(astronaut)
     skin = face.skin_mask()
