@@ -25,7 +25,14 @@ from datetime import date, datetime, timedelta
 
 import monitor
 from monitor.course import Course, Symptoms, assess_course
-from monitor.pipeline import SCHEMA, Reference, analyse_photo, make_reference
+from monitor.pipeline import (
+    SCHEMA,
+    Reference,
+    analyse_photo,
+    fit_as_reference,
+    make_reference,
+    refuse_as_reference,
+)
 from monitor.store import SYMPTOM_NAMES, CheckIn, Correction, PatientInfo, PhotoInfo, Store, User
 
 __all__ = [
@@ -134,6 +141,10 @@ def _check_in_photo(store: Store, actor: User, patient_id: int, data: bytes, *,
     ref_photo = _reference_photo(photos)
     reference = None if ref_photo is None else reference_for(store, actor, ref_photo)
     result = analyse_photo(data, name=file_name, reference=reference)
+    becomes_reference = (ref_photo is None
+                         or _time(result.captured_at) < _time(ref_photo.captured_at))
+    if result.status == "ok" and becomes_reference and not fit_as_reference(result):
+        result = refuse_as_reference(result)
     if result.status != "ok":
         return CheckInOutcome(stored=False, duplicate=False,
                               result=result.to_json(treatment_date=patient.treatment_date))
@@ -141,7 +152,7 @@ def _check_in_photo(store: Store, actor: User, patient_id: int, data: bytes, *,
                                 captured_at=result.captured_at)
     if not new and info.result is not None:
         return CheckInOutcome(stored=True, duplicate=True, result=info.result, photo=info)
-    if ref_photo is None or _time(result.captured_at) < _time(ref_photo.captured_at):
+    if becomes_reference:
         reanalyse_patient(store, actor, patient_id, progress=progress)
         info = next(p for p in store.photos(actor, patient_id) if p.id == info.id)
         return CheckInOutcome(stored=True, duplicate=False, result=info.result or {},
@@ -157,7 +168,8 @@ def reanalyse_patient(store: Store, actor: User, patient_id: int, *,
                       progress: Progress | None = None) -> int:
     """Run the engine again on every stored photo of a patient; returns photos analysed.
 
-    The reference is the earliest photo (by capture time) that passes the quality gate.
+    The reference is the earliest photo (by capture time) that passes the quality gate and
+    whose redness can be measured (:func:`monitor.pipeline.fit_as_reference`).
     """
     patient = store.patient(actor, patient_id)
     photos = store.photos(actor, patient_id)
@@ -168,6 +180,8 @@ def reanalyse_patient(store: Store, actor: User, patient_id: int, *,
         data = store.photo_bytes(actor, photo.id)
         result = analyse_photo(data, name=photo.file_name, captured_at=photo.captured_at,
                                reference=reference)
+        if reference is None and result.status == "ok" and not fit_as_reference(result):
+            result = refuse_as_reference(result)
         if reference is None and result.status == "ok":
             reference = make_reference(result)
             with _REFERENCES_LOCK:

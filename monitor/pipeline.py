@@ -45,7 +45,7 @@ from monitor.lesions import (
     skin_mask_by_colour,
 )
 from monitor.photo import Photo, load_photo
-from monitor.quality import Quality, assess, check_pose
+from monitor.quality import WASHED_OUT_REFERENCE, Quality, assess, check_pose
 from monitor.redness import Redness, RednessBaseline, measure_redness
 
 __all__ = [
@@ -61,6 +61,8 @@ __all__ = [
     "analyse_photo",
     "analyse_series",
     "make_reference",
+    "fit_as_reference",
+    "refuse_as_reference",
     "expand_paths",
     "face_crop",
 ]
@@ -168,7 +170,7 @@ class Measurement:
     """Colour correction, redness and lesions of one photo, in its working copy's pixels."""
 
     colour: ColourCorrection
-    redness: Redness
+    redness: Redness | None  # None: too washed out to measure (Quality.redness_measurable)
     lesions: tuple[Lesion, ...] | None  # None: the lesions could not be read (see reading)
     regions: dict[str, np.ndarray]  # region masks in the working copy
     reading: LesionReading
@@ -244,7 +246,8 @@ class PhotoResult:
                                              else measured.regions)
             entry["face"] = _face_json(self.crop)
             if measured is not None:
-                entry["redness"] = measured.redness.to_json()
+                entry["redness"] = (None if measured.redness is None
+                                    else measured.redness.to_json())
                 entry["lesions"] = measured.lesions_json(self.crop)
                 entry["lesion_count"] = (None if entry["lesions"] is None
                                          else len(entry["lesions"]))
@@ -347,8 +350,19 @@ def _intake(source: Path | bytes, name: str, captured_at: datetime | None, *,
         return replace(result, status="rejected", reason=_INTERNAL, crop=None)
 
 
+def fit_as_reference(result: PhotoResult) -> bool:
+    """Whether an accepted photo can be a course's reference: its redness can be measured."""
+    return (result.status == "ok" and result.quality is not None
+            and result.quality.redness_measurable)
+
+
+def refuse_as_reference(result: PhotoResult) -> PhotoResult:
+    """An accepted photo that cannot be the reference (:func:`fit_as_reference`), rejected."""
+    return replace(result, status="rejected", reason=WASHED_OUT_REFERENCE, crop=None)
+
+
 def _pick_reference(results: Sequence[PhotoResult], reference: str | None) -> PhotoResult | None:
-    accepted = [r for r in results if r.status == "ok"]
+    accepted = [r for r in results if fit_as_reference(r)]
     if reference is not None:
         wanted = Path(reference).name
         for r in accepted:
@@ -381,6 +395,9 @@ def make_reference(result: PhotoResult) -> Reference:
     """
     if result.status != "ok" or result.crop is None:
         raise ValueError(f"the reference photo must be accepted, got status {result.status!r}")
+    if not fit_as_reference(result):
+        raise ValueError("the reference photo's redness must be measurable "
+                         "(see fit_as_reference)")
     crop = result.crop
     identity = np.eye(3)
     skin = _lesion_skin(crop)
@@ -388,6 +405,7 @@ def make_reference(result: PhotoResult) -> Reference:
                             px_per_mm=crop.face.px_per_mm)
     measurement = _measure(crop, IDENTITY, baseline=None, read_lesions=lambda srgb: (
         read_lesions(srgb, skin_mask=skin, px_per_mm=reading.px_per_mm), reading))
+    assert measurement.redness is not None
     result = replace(result, to_reference=identity, measurement=measurement,
                      alignment=Alignment(to_reference=identity, score=1.0, method="reference",
                                          landmark_residual_iod=0.0))
@@ -434,13 +452,13 @@ def _disc_mask(shape: tuple[int, int], centres: np.ndarray, radii: np.ndarray) -
 
 
 def _measure(crop: FaceCrop, colour: ColourCorrection, *, baseline: RednessBaseline | None,
-             read_lesions: Callable[[np.ndarray], tuple[LesionRead | None,
-                                                        LesionReading]]) -> Measurement:
+             read_lesions: Callable[[np.ndarray], tuple[LesionRead | None, LesionReading]],
+             redness: bool = True) -> Measurement:
     """Colour-correct the working copy, read its lesions, measure redness around them.
 
     ``read_lesions`` reads the colour-corrected working copy (sRGB) and returns its lesions
     and faint spots in the working copy's pixels (None when they cannot be read) and how
-    they were read.
+    they were read. ``redness=False`` leaves the redness unmeasured (None).
     """
     linear = colour.apply(crop.pixels)
     face = crop.face
@@ -451,9 +469,9 @@ def _measure(crop: FaceCrop, colour: ColourCorrection, *, baseline: RednessBasel
     if lesions:
         spots = _disc_mask(linear.shape[:2], np.array([(les.x, les.y) for les in lesions]),
                            np.array([1.5 * les.radius_px + 1 for les in lesions]))
-    redness = measure_redness(linear, face.skin_mask(), regions, baseline=baseline,
-                              exclude=spots)
-    return Measurement(colour=colour, redness=redness, lesions=lesions, regions=regions,
+    figures = None if not redness else measure_redness(
+        linear, face.skin_mask(), regions, baseline=baseline, exclude=spots)
+    return Measurement(colour=colour, redness=figures, lesions=lesions, regions=regions,
                        reading=reading, faint=None if read is None else read.faint)
 
 
@@ -514,9 +532,11 @@ def _measure_aligned(result: PhotoResult, reference: Reference) -> PhotoResult:
     # The alignment itself maps this working copy to the reference working copy.
     crop_to_ref = result.alignment.to_reference
     colour = estimate_correction(crop.pixels, reference.colour, to_reference=crop_to_ref)
+    assert result.quality is not None
     measurement = _measure(crop, colour, baseline=reference.baseline,
                            read_lesions=lambda srgb: _lesions_in_reference_frame(
-                               srgb, reference, crop_to_ref))
+                               srgb, reference, crop_to_ref),
+                           redness=result.quality.redness_measurable)
     return replace(result, measurement=measurement)
 
 
@@ -590,7 +610,8 @@ def analyse_series(
     treatment_date : date, optional
         Day 0; each photo's ``day`` is the number of calendar days since it.
     reference : str, optional
-        File name (or path) of the reference photo; by default the earliest accepted photo.
+        File name (or path) of the reference photo; by default the earliest accepted photo
+        whose redness can be measured (:func:`fit_as_reference`).
     captured_at : mapping of str to datetime, optional
         Capture times by file name, overriding EXIF and file times.
     progress : callable, optional
@@ -626,6 +647,9 @@ def analyse_series(
                 results[i] = _align_to(result, prepared, strict=strict)
             if progress:
                 progress(len(files) + i + 1, total, result.file, results[i].status)
+    else:
+        # Every accepted photo (if any) is too washed out to be the reference.
+        results = [refuse_as_reference(r) if r.status == "ok" else r for r in results]
 
     order = sorted(range(len(results)), key=lambda i: (
         results[i].captured_at is None,

@@ -317,6 +317,36 @@ def test_a_photo_stranded_without_its_analysis_is_analysed_again(demo):
     assert demo.photos_without_analysis() == []
 
 
+def test_a_washed_out_first_photo_is_not_kept_as_the_reference(demo):
+    """A photo too washed out for its redness cannot start a course: turned away with a plain
+    reason and not stored; a good photo then starts the course, and the washed-out one taken
+    later is kept for its spots without its redness."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from monitor.clinic import check_in_photo
+    from monitor.quality import WASHED_OUT_REFERENCE
+
+    robin = demo.user("robin")
+    day0, day1 = ((SAMPLES / f"day{d}.jpg").read_bytes() for d in (0, 1))
+    with Image.open(io.BytesIO(day1)) as image:
+        exif = image.getexif()
+        bright = np.clip(np.asarray(image.convert("RGB")) * 1.25, 0, 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(bright).save(buffer, "JPEG", quality=92, exif=exif)
+    washed = buffer.getvalue()
+    first = check_in_photo(demo, robin, robin.patient_id, washed, file_name="bright.jpg")
+    assert not first.stored and first.result["reason"] == WASHED_OUT_REFERENCE
+    assert demo.photos(robin, robin.patient_id) == []
+    assert check_in_photo(demo, robin, robin.patient_id, day0, file_name="day0.jpg").accepted
+    later = check_in_photo(demo, robin, robin.patient_id, washed, file_name="bright.jpg")
+    assert later.accepted, later.result
+    assert later.result["redness"] is None and later.result["lesion_count"] is not None
+    assert later.result["quality"]["redness_measurable"] is False
+
+
 def test_check_ins_of_one_patient_run_one_at_a_time(demo, monkeypatch):
     """Finding 9: two uploads at once were analysed against different reference photos."""
     import threading

@@ -222,3 +222,48 @@ def test_a_photo_showing_part_of_the_face_is_not_counted_as_clear():
     assert lesions is None and isinstance(reading, LesionReading)
     assert not reading.measured and reading.skin_seen < 0.8
     assert "outside this photo" in reading.reason
+
+
+def test_a_washed_out_photo_keeps_its_spots_but_not_its_redness(tmp_path):
+    """Blown highlights hide redness, not spots: a photo with a third of its skin clipped is
+    accepted with its spots counted, its redness null and a plain word why. It cannot be the
+    first photo of a course: the next one is the reference, and alone it is turned away."""
+    from dataclasses import replace
+
+    from monitor.pipeline import analyse_photo, make_reference
+    from monitor.quality import WASHED_OUT_REDNESS, WASHED_OUT_REFERENCE
+    from monitor.synthetic import encode_jpeg
+
+    c = course(31)
+    day0, day3 = c.photos[0], c.photos[3]
+    bright = replace(day3, image=np.clip(day3.image * 1.2, 0, 255).astype(np.uint8))
+    reference = make_reference(analyse_photo(encode_jpeg(day0), name="d0.jpg", strict=True))
+    plain = analyse_photo(encode_jpeg(day3), name="d3.jpg", reference=reference, strict=True)
+    washed = analyse_photo(encode_jpeg(bright), name="d3b.jpg", reference=reference,
+                           strict=True)
+    assert plain.status == "ok" and plain.quality.redness_measurable
+    assert washed.status == "ok", washed.reason
+    assert 0.25 < washed.quality.clipped_fraction < 0.6
+    assert not washed.quality.redness_measurable and WASHED_OUT_REDNESS in washed.warnings
+    entry, plain_entry = washed.to_json(treatment_date=None), plain.to_json(treatment_date=None)
+    assert entry["redness"] is None and entry["quality"]["redness_measurable"] is False
+    assert plain_entry["redness"]["index"] is not None
+    assert abs(entry["lesion_count"] - plain_entry["lesion_count"]) <= 1
+    with pytest.raises(ValueError, match="redness"):
+        make_reference(washed)
+
+    # As the earliest photo of a course it is passed over for the reference.
+    (tmp_path / "early_bright.jpg").write_bytes(encode_jpeg(replace(bright,
+                                                                   captured_at=day0.captured_at)))
+    (tmp_path / "later.jpg").write_bytes(encode_jpeg(day3))
+    analysis = analyse_series([tmp_path], strict=True)
+    assert analysis["reference"] == "later.jpg"
+    early = next(p for p in analysis["photos"] if p["file"] == "early_bright.jpg")
+    assert early["status"] == "ok" and early["redness"] is None
+    assert early["lesion_count"] is not None
+    # Alone, it cannot start a course.
+    (tmp_path / "later.jpg").unlink()
+    alone = analyse_series([tmp_path], strict=True)
+    assert alone["reference"] is None
+    assert alone["photos"][0]["status"] == "rejected"
+    assert alone["photos"][0]["reason"] == WASHED_OUT_REFERENCE
