@@ -142,6 +142,9 @@ class LesionReading:
     px_per_mm : float
         The physical scale the lesions were read at (reference working copy, from the 63 mm
         pupil distance).
+    held : int
+        Lesions counted although they read faintly, because the reference photo counted a
+        lesion there (:func:`_hold_reference_lesions`); 0 on the reference itself.
 
     In the contract it also carries ``area``: the corners (photo pixels, clockwise from the
     top left) of the part of the photo its lesions were read on. Skin outside it was not in
@@ -154,10 +157,12 @@ class LesionReading:
     reason: str | None
     skin_seen: float
     px_per_mm: float
+    held: int = 0
 
     def to_json(self) -> dict:
         return {"measured": self.measured, "reason": self.reason,
-                "skin_seen": round(self.skin_seen, 3), "px_per_mm": round(self.px_per_mm, 3)}
+                "skin_seen": round(self.skin_seen, 3), "px_per_mm": round(self.px_per_mm, 3),
+                "held": self.held}
 
 
 #: A photo that shows less than this share of the reference's lesion skin is not counted: a
@@ -500,11 +505,52 @@ def _lesions_in_reference_frame(
             measured=False, skin_seen=share, px_per_mm=px_per_mm,
             reason="Part of your face is outside this photo, so its spots could not be "
                    "counted. Next time, fit your whole face in the frame as in your first photo.")
-    reading = LesionReading(measured=True, reason=None, skin_seen=share, px_per_mm=px_per_mm)
     read = read_lesions(warped, skin_mask=skin, px_per_mm=px_per_mm)
+    reference_read = reference.result.measurement
+    assert reference_read is not None
+    read, held = _hold_reference_lesions(read, reference_read.lesions or (), px_per_mm)
+    reading = LesionReading(measured=True, reason=None, skin_seen=share, px_per_mm=px_per_mm,
+                            held=held)
     back = np.linalg.inv(crop_to_ref)
     return LesionRead(_map_lesions(read.lesions, back, srgb.shape[:2]),
                       _map_lesions(read.faint, back, srgb.shape[:2])), reading
+
+
+#: A faint spot where the reference photo has a lesion is counted if its density mass is at
+#: least this (a new lesion needs lesions._FACE_MIN_MASS, 0.15) ...
+_HOLD_MIN_MASS = 0.075
+#: ... and it lies within this of the reference's lesion (half the separation of two lesions).
+_HOLD_REACH_MM = 0.5 * FACE_SEPARATION_MM
+
+
+def _hold_reference_lesions(read: LesionRead, reference: Sequence[Lesion],
+                            px_per_mm: float) -> tuple[LesionRead, int]:
+    """Count the faint spots that sit where the reference photo counted a lesion.
+
+    Hysteresis, as in edge tracking: a lesion must clear the reader's thresholds to be
+    counted first, but once counted on the reference it stays counted while it reads above a
+    lower one. A lesion at the threshold otherwise flickers from one photo of the same skin
+    to the next (read in the reference's frame, the same skin re-shot moved peaks of 0.17-0.20
+    to 0.14-0.15 and back). Returns the read and how many faint spots were counted.
+    """
+    lesions, faint = list(read.lesions), list(read.faint)
+    reach = _HOLD_REACH_MM * px_per_mm
+    held = 0
+    for ref in reference:
+        def distance(spot: Lesion, ref: Lesion = ref) -> float:
+            return math.hypot(spot.x - ref.x, spot.y - ref.y)
+        if any(distance(les) < reach for les in lesions):
+            continue
+        near = [f for f in faint if f.confidence >= _HOLD_MIN_MASS and distance(f) < reach]
+        if near:
+            spot = min(near, key=distance)
+            faint.remove(spot)
+            lesions.append(spot)
+            held += 1
+    if not held:
+        return read, 0
+    return LesionRead(tuple(sorted(lesions, key=lambda les: -les.confidence)),
+                      tuple(faint)), held
 
 
 def _map_lesions(found: tuple[Lesion, ...], matrix: np.ndarray,

@@ -267,3 +267,41 @@ def test_a_washed_out_photo_keeps_its_spots_but_not_its_redness(tmp_path):
     assert alone["reference"] is None
     assert alone["photos"][0]["status"] == "rejected"
     assert alone["photos"][0]["reason"] == WASHED_OUT_REFERENCE
+
+
+def test_a_lesion_counted_on_the_reference_stays_counted_while_it_reads_faintly():
+    """Hysteresis: a faint spot where the reference counted a lesion is counted (from half
+    the mass a new lesion needs); a new faint spot, or one too thin, is not."""
+    from monitor.lesions import Lesion, LesionRead
+    from monitor.pipeline import _HOLD_MIN_MASS, _HOLD_REACH_MM, _hold_reference_lesions
+
+    ppm = 2.0
+    reach = _HOLD_REACH_MM * ppm
+
+    def spot(x, y, confidence):
+        return Lesion(x=x, y=y, radius_px=2.0, kind="papule", confidence=confidence)
+
+    reference = [spot(10, 10, 0.3), spot(50, 50, 0.2), spot(90, 90, 0.2), spot(130, 10, 0.4)]
+    read = LesionRead(
+        lesions=(spot(131, 11, 0.5),),  # the fourth, counted anyway
+        faint=(
+            spot(10 + 0.8 * reach, 10, _HOLD_MIN_MASS + 0.01),  # held
+            spot(50, 50, _HOLD_MIN_MASS - 0.01),  # too thin
+            spot(90 + 1.2 * reach, 90, 0.14),  # too far from the reference's lesion
+            spot(200, 200, 0.14),  # nowhere near one: a new faint spot
+        ),
+    )
+    held_read, held = _hold_reference_lesions(read, reference, ppm)
+    assert held == 1
+    assert [(les.x, les.y) for les in held_read.lesions] == [(131, 11), (10 + 0.8 * reach, 10)]
+    assert len(held_read.faint) == 3
+    # Nothing to hold: the read itself comes back.
+    assert _hold_reference_lesions(read, [], ppm) == (read, 0)
+
+
+def test_the_reference_frame_read_says_how_many_lesions_it_held():
+    reference, photo = _reference_and_photo(33)
+    entry = photo.to_json(treatment_date=None)
+    assert isinstance(entry["lesion_reading"]["held"], int)
+    assert 0 <= entry["lesion_reading"]["held"] <= entry["lesion_count"]
+    assert reference.result.to_json(treatment_date=None)["lesion_reading"]["held"] == 0
