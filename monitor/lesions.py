@@ -58,6 +58,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -1115,8 +1116,9 @@ def _face_lesions(
     The photo is read so that a millimetre of skin spans :data:`FACE_READ_PX_PER_MM` network
     pixels, as on the close-ups they learnt from; then as :func:`_closeup_lesions`. A lesion
     must be redder than the skin around it (:func:`_redness_excess` at least
-    :data:`_FACE_MIN_A_EXCESS`): on a whole face the networks also read a blond fringe of hair
-    or the edge of an eyebrow, which is seldom that much redder than its surroundings.
+    :data:`_FACE_MIN_A_EXCESS`, the other listed lesions left out of "around"): on a whole
+    face the networks also read a blond fringe of hair or the edge of an eyebrow, which is
+    seldom that much redder than its surroundings.
 
     Clear, isolated spots that the rule scores of the candidate path rate at least
     :data:`_RULE_ACCEPT` (round, clearly red, far above the skin's own variation) and that no
@@ -1139,9 +1141,14 @@ def _face_lesions(
                                      short_side=short_side, mirrors=_FACE_MIRRORS,
                                      faint_mass=_FAINT_MIN_MASS)
     rule = rule_job.result()
+    # In crowded skin the ring around a lesion is full of its neighbours, and the filter
+    # dropped 5-7 of ~55 lesions of a crowded face. With their discs left out, the count
+    # error went 4.27 -> 4.04 on the 56 dev faces and 3.80 -> 3.69 on the 121 held-out
+    # training faces (bias -0.43 -> +0.06; F1 0.660 -> 0.661 and 0.659 -> 0.660).
+    occupied = _discs(rgb.shape[:2], listed)
     found, weak = [], []
     for lesion, is_listed in [(f, True) for f in listed] + [(f, False) for f in faint]:
-        excess = _redness_excess(rgb, lesion, px_per_mm)
+        excess = _redness_excess(rgb, lesion, px_per_mm, occupied=occupied)
         if is_listed and excess >= _FACE_MIN_A_EXCESS and lesion.confidence >= _FACE_MIN_MASS:
             found.append(lesion)
         elif excess >= _FAINT_MIN_A_EXCESS:
@@ -1173,11 +1180,24 @@ def _rule_spots(
             for x, y, r, c in zip(xs, ys, rs, conf, strict=True)]
 
 
-def _redness_excess(rgb: np.ndarray, lesion: Lesion, px_per_mm: float) -> float:
+def _discs(shape: tuple[int, int], lesions: Sequence[Lesion]) -> np.ndarray | None:
+    """The discs of ``lesions`` (their radii) as a boolean mask, None when there are none."""
+    if not lesions:
+        return None
+    mask = np.zeros(shape, np.uint8)
+    for les in lesions:
+        cv2.circle(mask, (int(round(les.x)), int(round(les.y))),
+                   max(1, int(round(les.radius_px))), 1, thickness=-1)
+    return mask.astype(bool)
+
+
+def _redness_excess(rgb: np.ndarray, lesion: Lesion, px_per_mm: float, *,
+                    occupied: np.ndarray | None = None) -> float:
     """How much redder a lesion is than the skin around it, in CIELAB a* units.
 
     The upper quartile of a* on the lesion's disc (radius at least 0.75 mm) minus the median
-    a* on the ring from 1.5 to 2.5 radii.
+    a* on the ring from 1.5 to 2.5 radii, leaving out the ring's pixels in ``occupied`` (the
+    discs of the other lesions) while at least a quarter of it is left.
     """
     h, w = rgb.shape[:2]
     r = max(lesion.radius_px, 0.75 * px_per_mm, 1.5)
@@ -1188,7 +1208,12 @@ def _redness_excess(rgb: np.ndarray, lesion: Lesion, px_per_mm: float) -> float:
     patch = _lab(rgb[y0:y1, x0:x1])[..., 1]
     yy, xx = np.mgrid[y0:y1, x0:x1]
     d = np.hypot(yy - y, xx - x)
-    disc, ring = patch[d <= r], patch[(d > 1.5 * r) & (d <= 2.5 * r)]
+    around = (d > 1.5 * r) & (d <= 2.5 * r)
+    if occupied is not None:
+        clear = around & ~occupied[y0:y1, x0:x1]
+        if clear.sum() >= 0.25 * around.sum():
+            around = clear
+    disc, ring = patch[d <= r], patch[around]
     if disc.size == 0 or ring.size == 0:
         return 0.0
     return float(np.percentile(disc, 75) - np.median(ring))

@@ -21,8 +21,9 @@ MIN_FACES_FOUND = 40  # of the 60 dev photos
 MIN_COUNT_SPEARMAN = 0.80
 # Issue #13's target is 4.0: measured 3.84 on the 50 dev faces found before find_face retried
 # inside a grey border, 4.27 on the 56 found with it (the six added are crowded cheek
-# close-ups, read 7.9 lesions off on average).
-MAX_COUNT_MAE = 4.4
+# close-ups, read 7.9 lesions off on average), 4.04 once a lesion's neighbours were left out
+# of the skin its redness is compared with.
+MAX_COUNT_MAE = 4.2
 MIN_F1 = 0.60
 MAX_CROWDED_READ_LOW = 0  # photos with >= 40 annotated lesions read as fewer than 20
 

@@ -391,3 +391,32 @@ def test_lesions_closer_than_the_separation_are_read_as_one(apart_mm, read_apart
                 if math.hypot(le.x - cx, le.y - cy) < (apart_mm / 2 + 4) * ppm]
         apart += len(near) >= 2
     assert apart == read_apart
+
+
+def test_a_lesion_among_lesions_is_compared_with_the_clear_skin_around_it():
+    """In crowded skin the ring around a lesion holds its neighbours: their discs are left
+    out of "the skin around", so a lesion in a cluster is as much redder than its skin as a
+    lone one (on the dev faces the filter had dropped 5-7 of ~55 lesions of crowded faces)."""
+    skin, red = (205, 160, 140), (190, 115, 110)
+    ppm = 2.0
+    image = np.full((120, 120, 3), skin, np.uint8)
+    centre = Lesion(x=60.0, y=60.0, radius_px=4.0, kind="papule", confidence=0.5)
+    cv2.circle(image, (60, 60), 4, red, -1)
+    lone = lesions._redness_excess(image, centre, ppm)
+    crowded = image.copy()
+    # Four neighbours 9 px away (1 px of skin between): over half of the ring is theirs.
+    around = [Lesion(x=60 + 9 * math.cos(a), y=60 + 9 * math.sin(a), radius_px=4.0,
+                     kind="papule", confidence=0.5) for a in np.linspace(0, 2 * math.pi, 5)[:-1]]
+    for les in around:
+        cv2.circle(crowded, (round(les.x), round(les.y)), 4, red, -1)
+    occupied = lesions._discs(crowded.shape[:2], [centre, *around])
+    assert lone > 10
+    # Without leaving the neighbours out the ring reads redder, and the lesion less red.
+    assert lesions._redness_excess(crowded, centre, ppm) < lone - 3
+    assert lesions._redness_excess(crowded, centre, ppm, occupied=occupied) == pytest.approx(
+        lone, abs=1.0)
+    # A ring all taken by neighbours is used whole rather than not at all.
+    full = lesions._discs(crowded.shape[:2], [Lesion(x=60.0, y=60.0, radius_px=30.0,
+                                                     kind="papule", confidence=0.5)])
+    assert lesions._redness_excess(crowded, centre, ppm, occupied=full) == \
+        lesions._redness_excess(crowded, centre, ppm)
