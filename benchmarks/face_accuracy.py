@@ -13,7 +13,7 @@ annotated), and F1 where a detection matches a box when its centre falls inside 
 detection per box, optimal assignment), overall and by severity grade. Photos with 40 or more
 annotated lesions are listed with their found counts; one read below 20 misses a target.
 
-    .venv/bin/python benchmarks/face_accuracy.py [DATA_DIR] [--limit N] [--grades 2 3]
+    .venv/bin/python benchmarks/face_accuracy.py [DATA_DIR] [--limit N] [--grades 2 3] [--held-out]
 
 DATA_DIR defaults to ``../shared/data/acne04-dev`` beside the repository. Progress goes to
 stderr; the exit status is 1 when a target is missed.
@@ -38,12 +38,23 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from closeup_accuracy import (  # noqa: E402
     count_matches,
+    held_out_split,
     load_voc_boxes,
     photo_pairs,
     severity_grade,
 )
 
 DEFAULT_DATA_DIR = ROOT.parent / "shared" / "data" / "acne04-dev"
+
+HELD_OUT_HELP = ("only the seventh of DATA_DIR that the close-up networks and their count "
+                 "calibration were not fitted on (with ../shared/data/acne04-train)")
+
+
+def held_out(pairs: Sequence[tuple[Path, Path]]) -> list[tuple[Path, Path]]:
+    """The held-out seventh of ACNE04's training photos, as the networks' training split it."""
+    from fit_closeup_calibration import SPLIT_SEED
+
+    return sorted(held_out_split(pairs, SPLIT_SEED)[1])  # in file order, as photo_pairs
 
 TARGET_SPEARMAN = 0.80
 TARGET_COUNT_MAE = 4.0
@@ -316,8 +327,12 @@ def main(argv: list[str]) -> int:
                         help="at most N photos, spread evenly over the sorted names")
     parser.add_argument("--grades", type=int, nargs="+", choices=range(4), default=None,
                         help="only photos of these severity grades")
+    parser.add_argument("--held-out", action="store_true", help=HELD_OUT_HELP)
     args = parser.parse_args(argv[1:])
-    pairs = select_pairs(photo_pairs(args.data_dir), grades=args.grades, limit=args.limit)
+    pairs = photo_pairs(args.data_dir)
+    if args.held_out:
+        pairs = held_out(pairs)
+    pairs = select_pairs(pairs, grades=args.grades, limit=args.limit)
     if not pairs:
         print(f"no .jpg with a .xml beside it in {args.data_dir} (grades {args.grades})",
               file=sys.stderr)

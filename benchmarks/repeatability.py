@@ -33,6 +33,7 @@ vary around, as a patient's later selfies vary around the first. Each face has i
 seed (from its file name), so a face gets the same re-shoots whichever subset is run.
 
     .venv/bin/python benchmarks/repeatability.py [DATA_DIR] [--per-grade N] [--reshoots N]
+        [--held-out]
 
 DATA_DIR defaults to ``../shared/data/acne04-dev`` beside the repository; the photos are read
 in place and the re-shoots written to a temporary folder. Progress goes to stderr; the exit
@@ -62,7 +63,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from closeup_accuracy import photo_pairs, severity_grade  # noqa: E402
-from face_accuracy import print_progress  # noqa: E402
+from face_accuracy import HELD_OUT_HELP, held_out, print_progress  # noqa: E402
 
 from monitor.colour import linear_to_srgb, srgb_to_linear  # noqa: E402
 
@@ -613,8 +614,11 @@ def main(argv: list[str]) -> int:
                         help="faces per severity grade (the first by file name with a face)")
     parser.add_argument("--reshoots", type=int, default=N_RESHOOTS,
                         help="re-shoots per face, analysed as one course")
+    parser.add_argument("--held-out", action="store_true", help=HELD_OUT_HELP)
     args = parser.parse_args(argv[1:])
     pairs = photo_pairs(args.data_dir)
+    if args.held_out:
+        pairs = held_out(pairs)
     if not pairs:
         print(f"no .jpg with a .xml beside it in {args.data_dir}", file=sys.stderr)
         return 2
