@@ -79,7 +79,7 @@ from monitor.closeup_net import (
 from monitor.face import INTER_OCULAR_MM
 
 __all__ = [
-    "Lesion", "LesionRead", "closeup_px_per_mm", "detect_lesions", "read_lesions",
+    "Lesion", "LesionRead", "closeup_px_per_mm", "detect_lesions", "disc_mask", "read_lesions",
     "skin_mask_by_colour",
 ]
 
@@ -1145,7 +1145,8 @@ def _face_lesions(
     # dropped 5-7 of ~55 lesions of a crowded face. With their discs left out, the count
     # error went 4.27 -> 4.04 on the 56 dev faces and 3.80 -> 3.69 on the 121 held-out
     # training faces (bias -0.43 -> +0.06; F1 0.660 -> 0.661 and 0.659 -> 0.660).
-    occupied = _discs(rgb.shape[:2], listed)
+    occupied = None if not listed else disc_mask(
+        rgb.shape[:2], [(f.x, f.y) for f in listed], [f.radius_px for f in listed])
     found, weak = [], []
     for lesion, is_listed in [(f, True) for f in listed] + [(f, False) for f in faint]:
         excess = _redness_excess(rgb, lesion, px_per_mm, occupied=occupied)
@@ -1180,14 +1181,12 @@ def _rule_spots(
             for x, y, r, c in zip(xs, ys, rs, conf, strict=True)]
 
 
-def _discs(shape: tuple[int, int], lesions: Sequence[Lesion]) -> np.ndarray | None:
-    """The discs of ``lesions`` (their radii) as a boolean mask, None when there are none."""
-    if not lesions:
-        return None
+def disc_mask(shape: tuple[int, int], centres: Sequence[tuple[float, float]] | np.ndarray,
+              radii: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Filled discs (centres x, y and radii in pixels, at least 1) as a boolean mask."""
     mask = np.zeros(shape, np.uint8)
-    for les in lesions:
-        cv2.circle(mask, (int(round(les.x)), int(round(les.y))),
-                   max(1, int(round(les.radius_px))), 1, thickness=-1)
+    for (x, y), r in zip(centres, radii, strict=True):
+        cv2.circle(mask, (int(round(x)), int(round(y))), max(1, int(round(r))), 1, -1)
     return mask.astype(bool)
 
 

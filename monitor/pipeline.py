@@ -41,6 +41,7 @@ from monitor.lesions import (
     Lesion,
     LesionRead,
     detect_lesions,
+    disc_mask,
     read_lesions,
     skin_mask_by_colour,
 )
@@ -449,13 +450,6 @@ def _lesion_skin(crop: FaceCrop) -> np.ndarray:
 _LESION_SKIN_REACH = 0.5
 
 
-def _disc_mask(shape: tuple[int, int], centres: np.ndarray, radii: np.ndarray) -> np.ndarray:
-    mask = np.zeros(shape, np.uint8)
-    for (x, y), r in zip(centres, radii, strict=True):
-        cv2.circle(mask, (int(round(x)), int(round(y))), max(1, int(round(r))), 1, -1)
-    return mask.astype(bool)
-
-
 def _measure(crop: FaceCrop, colour: ColourCorrection, *, baseline: RednessBaseline | None,
              read_lesions: Callable[[np.ndarray], tuple[LesionRead | None, LesionReading]],
              redness: bool = True) -> Measurement:
@@ -472,7 +466,7 @@ def _measure(crop: FaceCrop, colour: ColourCorrection, *, baseline: RednessBasel
     lesions = None if read is None else read.lesions
     spots = None
     if lesions:
-        spots = _disc_mask(linear.shape[:2], np.array([(les.x, les.y) for les in lesions]),
+        spots = disc_mask(linear.shape[:2], np.array([(les.x, les.y) for les in lesions]),
                            np.array([1.5 * les.radius_px + 1 for les in lesions]))
     figures = None if not redness else measure_redness(
         linear, face.skin_mask(), regions, baseline=baseline, exclude=spots)

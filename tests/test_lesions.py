@@ -102,6 +102,7 @@ def test_public_api_is_exactly_all():
         "LesionRead",
         "closeup_px_per_mm",
         "detect_lesions",
+        "disc_mask",
         "read_lesions",
         "skin_mask_by_colour",
     }
@@ -409,14 +410,14 @@ def test_a_lesion_among_lesions_is_compared_with_the_clear_skin_around_it():
                      kind="papule", confidence=0.5) for a in np.linspace(0, 2 * math.pi, 5)[:-1]]
     for les in around:
         cv2.circle(crowded, (round(les.x), round(les.y)), 4, red, -1)
-    occupied = lesions._discs(crowded.shape[:2], [centre, *around])
+    occupied = lesions.disc_mask(crowded.shape[:2], [(les.x, les.y) for les in (centre, *around)],
+                                 [les.radius_px for les in (centre, *around)])
     assert lone > 10
     # Without leaving the neighbours out the ring reads redder, and the lesion less red.
     assert lesions._redness_excess(crowded, centre, ppm) < lone - 3
     assert lesions._redness_excess(crowded, centre, ppm, occupied=occupied) == pytest.approx(
         lone, abs=1.0)
     # A ring all taken by neighbours is used whole rather than not at all.
-    full = lesions._discs(crowded.shape[:2], [Lesion(x=60.0, y=60.0, radius_px=30.0,
-                                                     kind="papule", confidence=0.5)])
+    full = lesions.disc_mask(crowded.shape[:2], [(60.0, 60.0)], [30.0])
     assert lesions._redness_excess(crowded, centre, ppm, occupied=full) == \
         lesions._redness_excess(crowded, centre, ppm)
