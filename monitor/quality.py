@@ -223,12 +223,13 @@ def assess(rgb: np.ndarray, face: Face, *, reference: Face | None = None,
     elif exposure > limits.max_skin_l or clipped > limits.max_clipped:
         problems.append("The photo is too bright: parts of your face are washed out. Move out "
                         "of direct sunlight or turn the flash off and try again.")
-    elif exposure < limits.warn_skin_l_low:
-        warnings.append("The photo is rather dark; more light on your face helps.")
-    elif clipped > limits.max_clipped_redness:
-        warnings.append(WASHED_OUT_REDNESS)
-    elif exposure > limits.warn_skin_l_high or clipped > limits.warn_clipped:
-        warnings.append("Some of your face is very bright; avoid direct sun or flash.")
+    else:
+        if exposure < limits.warn_skin_l_low:
+            warnings.append("The photo is rather dark; more light on your face helps.")
+        if clipped > limits.max_clipped_redness:
+            warnings.append(WASHED_OUT_REDNESS)
+        elif exposure > limits.warn_skin_l_high or clipped > limits.warn_clipped:
+            warnings.append("Some of your face is very bright; avoid direct sun or flash.")
 
     change = None
     if reference is not None:
