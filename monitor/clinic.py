@@ -29,7 +29,6 @@ from monitor.pipeline import (
     SCHEMA,
     Reference,
     analyse_photo,
-    fit_as_reference,
     make_reference,
     refuse_as_reference,
 )
@@ -143,7 +142,7 @@ def _check_in_photo(store: Store, actor: User, patient_id: int, data: bytes, *,
     result = analyse_photo(data, name=file_name, reference=reference)
     becomes_reference = (ref_photo is None
                          or _time(result.captured_at) < _time(ref_photo.captured_at))
-    if result.status == "ok" and becomes_reference and not fit_as_reference(result):
+    if becomes_reference:
         result = refuse_as_reference(result)
     if result.status != "ok":
         return CheckInOutcome(stored=False, duplicate=False,
@@ -180,7 +179,7 @@ def reanalyse_patient(store: Store, actor: User, patient_id: int, *,
         data = store.photo_bytes(actor, photo.id)
         result = analyse_photo(data, name=photo.file_name, captured_at=photo.captured_at,
                                reference=reference)
-        if reference is None and result.status == "ok" and not fit_as_reference(result):
+        if reference is None:
             result = refuse_as_reference(result)
         if reference is None and result.status == "ok":
             reference = make_reference(result)

@@ -363,7 +363,10 @@ def fit_as_reference(result: PhotoResult) -> bool:
 
 
 def refuse_as_reference(result: PhotoResult) -> PhotoResult:
-    """An accepted photo that cannot be the reference (:func:`fit_as_reference`), rejected."""
+    """A result offered as a course's reference: rejected when it is accepted but cannot be
+    the reference (:func:`fit_as_reference`), otherwise unchanged."""
+    if result.status != "ok" or fit_as_reference(result):
+        return result
     return replace(result, status="rejected", reason=WASHED_OUT_REFERENCE, crop=None)
 
 
@@ -689,7 +692,7 @@ def analyse_series(
                 progress(len(files) + i + 1, total, result.file, results[i].status)
     else:
         # Every accepted photo (if any) is too washed out to be the reference.
-        results = [refuse_as_reference(r) if r.status == "ok" else r for r in results]
+        results = [refuse_as_reference(r) for r in results]
 
     order = sorted(range(len(results)), key=lambda i: (
         results[i].captured_at is None,
