@@ -26,6 +26,7 @@ from monitor.imagery import (
     redness_overlay,
     wipe,
 )
+from monitor.store import REFUSED_OTHER_FACE
 
 store = get_store()
 user = current_user()
@@ -63,6 +64,14 @@ st.title(f"Review: {plain(p.name)}")
 st.caption(f"{plain(p.procedure)} on {p.treatment_date:%d %B %Y}; today is day {v.today_day}. "
            f"{len(v.accepted)} usable photos.")
 status_box(v.trend)
+
+refused = [e for e in store.audit_log(user, patient_id) if e.action == REFUSED_OTHER_FACE]
+if refused:
+    st.warning(f"{len(refused)} uploaded photo{'s' if len(refused) > 1 else ''} did not seem "
+               "to show this patient's face and {} not added (latest: {:%d %B %Y}, {}). "
+               "Someone else's photo may have been picked by mistake.".format(
+                   "were" if len(refused) > 1 else "was", refused[-1].at,
+                   plain(refused[-1].detail)))
 
 reported = [(c.day, c.reported) for c in v.checkins if c.reported]
 if reported:

@@ -20,7 +20,8 @@ import numpy as np
 from monitor.errors import AlignmentFailed
 from monitor.face import Face, apply_homography
 
-__all__ = ["Alignment", "AlignmentTarget", "prepare_reference", "align", "WORK_IOD_PX"]
+__all__ = ["Alignment", "AlignmentTarget", "prepare_reference", "align", "WORK_IOD_PX",
+           "MIN_FACE_MATCH"]
 
 #: Inter-ocular distance of the working images on which ECC runs, in pixels.
 WORK_IOD_PX = 100.0
@@ -62,12 +63,36 @@ class Alignment:
     landmark_residual_iod : float
         Median distance between mapped and reference landmarks, in inter-ocular distances:
         large when the face's expression or pose differs a lot.
+    face_match : float
+        The highest correlation (0..1) between the two band-passed faces that any attempt
+        reached with a plausible mapping, kept or not: how well this face's own detail (the
+        shapes of eyes, brows, nostrils and lips, creases, moles) can be laid onto the
+        reference's. It is the evidence that both photos show the same face (see
+        :data:`MIN_FACE_MATCH`).
     """
 
     to_reference: np.ndarray
     score: float
     method: str
     landmark_residual_iod: float
+    face_match: float = 1.0
+
+    @property
+    def same_face(self) -> bool:
+        """Whether the photo's face can be laid onto the reference's (:data:`MIN_FACE_MATCH`)."""
+        return self.face_match >= MIN_FACE_MATCH
+
+
+#: Below this :attr:`Alignment.face_match` a photo is taken to show another face than the
+#: reference photo. Measured on pairs of photos (benchmarks/wrong_photo.py): the same face
+#: under the course and re-shoot perturbations (roll, scale, perspective, an expression,
+#: light; synthetic courses of four faces, re-shoots of 20 real ACNE04 faces) 0.94-1.0; the
+#: one real pair of two photos of one patient that we have (ACNE04 levle0_149 and 187,
+#: another pose and light) 0.72 and 0.78; another person (Grace Hopper into the astronaut's
+#: course and back, one ACNE04 patient into another's) 0.0-0.51: the landmarks lay eyes,
+#: nose and mouth onto the reference's, but not their detail. A photo of another day also
+#: changes the skin, so the threshold sits nearer the other-person side.
+MIN_FACE_MATCH = 0.6
 
 
 def _work_transform(face: Face) -> tuple[np.ndarray, tuple[int, int]]:
@@ -258,15 +283,19 @@ def align(rgb: np.ndarray, face: Face, target: AlignmentTarget) -> Alignment:
         rho, refine = _ecc(target.work, warped, target.mask, np.eye(3))
     except cv2.error:
         rho, refine = -1.0, None
+    match = score
     if refine is not None and rho > score:
         # refine maps working coords to the warped photo's coords: photo -> work is refine^-1.
         candidate = np.linalg.inv(target.to_work) @ np.linalg.inv(refine) @ photo_to_work
         candidate /= candidate[2, 2]
-        moved = np.linalg.norm(apply_homography(candidate, face.landmarks[:468])
-                               - apply_homography(landmark_h, face.landmarks[:468]), axis=1)
+        moved = np.max(np.linalg.norm(apply_homography(candidate, face.landmarks[:468])
+                                      - apply_homography(landmark_h, face.landmarks[:468]),
+                                      axis=1))
         limit = _MAX_TRUSTED_REFINEMENT_IOD if rho >= _TRUSTED_RHO else _MAX_REFINEMENT_IOD
-        if np.max(moved) < limit * iod_ref:
+        if moved < limit * iod_ref:
             method, to_reference, score = "ecc", candidate, rho
+        if moved < _MAX_TRUSTED_REFINEMENT_IOD * iod_ref:
+            match = rho  # not a degenerate fit (see _MAX_TRUSTED_REFINEMENT_IOD)
     if score < _TRUSTED_RHO:
         # The landmarks may be too far off for ECC to converge: start it from skin features.
         start = _feature_start(rgb, face, target)
@@ -276,8 +305,10 @@ def align(rgb: np.ndarray, face: Face, target: AlignmentTarget) -> Alignment:
                 rho, refine = _ecc(target.work, warped, target.mask, np.eye(3))
             except cv2.error:
                 rho, refine = -1.0, None
+            match = max(match, rho)
             if refine is not None and rho >= _TRUSTED_RHO and rho > score:
                 candidate = np.linalg.inv(target.to_work) @ np.linalg.inv(refine) @ start
                 method, to_reference, score = "ecc", candidate / candidate[2, 2], rho
     return Alignment(to_reference=to_reference, score=float(np.clip(score, 0.0, 1.0)),
-                     method=method, landmark_residual_iod=residual_iod)
+                     method=method, landmark_residual_iod=residual_iod,
+                     face_match=float(np.clip(match, 0.0, 1.0)))

@@ -122,6 +122,8 @@ def check_in_photo(store: Store, actor: User, patient_id: int, data: bytes, *,
     """Check an uploaded photo, store it if usable, analyse it against the reference photo.
 
     A photo that fails the quality gate is not stored; its result carries the plain reason.
+    One whose face does not match the reference photo's (someone else's photo) is not stored
+    either, and the audit log says so, for the clinician to see.
     A usable photo taken before the current reference photo becomes the new reference, and
     the whole course is analysed again (``progress(done, total, file_name)``). Check-ins of
     one patient run one at a time (:meth:`Store.patient_lock`). A photo already stored
@@ -145,6 +147,9 @@ def _check_in_photo(store: Store, actor: User, patient_id: int, data: bytes, *,
     if becomes_reference:
         result = refuse_as_reference(result)
     if result.status != "ok":
+        if result.other_face:
+            assert result.face_match is not None
+            store.record_refused_photo(actor, patient_id, file_name, result.face_match)
         return CheckInOutcome(stored=False, duplicate=False,
                               result=result.to_json(treatment_date=patient.treatment_date))
     info, new = store.add_photo(actor, patient_id, data, file_name=file_name,

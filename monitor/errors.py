@@ -14,6 +14,7 @@ as they are; any other exception is a bug.
     ├── NoSkinFound            a close-up shows no skin to measure
     ├── PoorPhotoQuality       blurred, badly lit, face too small, pose too far off
     ├── AlignmentFailed        could not be mapped onto the reference photo
+    ├── NotTheSameFace         the face is not the reference photo's (someone else's photo)
     ├── NotEnoughPhotos        too few usable photos for what was asked
     ├── AccessDenied           the signed-in person may not see or change this record
     ├── AccountError           an account cannot be created or changed as asked
@@ -31,6 +32,7 @@ __all__ = [
     "NoSkinFound",
     "PoorPhotoQuality",
     "AlignmentFailed",
+    "NotTheSameFace",
     "NotEnoughPhotos",
     "AccessDenied",
     "AccountError",
@@ -68,6 +70,10 @@ class PoorPhotoQuality(MonitorError):
 
 class AlignmentFailed(MonitorError):
     """The photo could not be mapped onto the reference photo."""
+
+
+class NotTheSameFace(MonitorError):
+    """The photo's face does not match the reference photo's: likely another person's photo."""
 
 
 class NotEnoughPhotos(MonitorError):

@@ -24,7 +24,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from monitor.align import Alignment, AlignmentTarget, align, prepare_reference
+from monitor.align import (
+    MIN_FACE_MATCH,
+    Alignment,
+    AlignmentTarget,
+    align,
+    prepare_reference,
+)
 from monitor.colour import (
     IDENTITY,
     ColourCorrection,
@@ -33,7 +39,13 @@ from monitor.colour import (
     prepare_colour_reference,
 )
 from monitor.course import Symptoms, assess_course
-from monitor.errors import AlignmentFailed, MonitorError, NoSkinFound, PoorPhotoQuality
+from monitor.errors import (
+    AlignmentFailed,
+    MonitorError,
+    NoSkinFound,
+    NotTheSameFace,
+    PoorPhotoQuality,
+)
 from monitor.face import REGIONS, Face, apply_homography, find_face, shrink
 from monitor.lesions import (
     FACE_READ_PX_PER_MM,
@@ -217,6 +229,15 @@ class PhotoResult:
     alignment: Alignment | None = None
     to_reference: np.ndarray | None = None
     measurement: Measurement | None = None
+    #: How well the face matches the reference photo's (:attr:`Alignment.face_match`); None
+    #: when it was not compared (the reference itself, a photo turned away before alignment).
+    face_match: float | None = None
+
+    @property
+    def other_face(self) -> bool:
+        """Turned away because its face did not match the reference photo's."""
+        return (self.status == "rejected" and self.face_match is not None
+                and self.face_match < MIN_FACE_MATCH)
 
     def to_json(self, *, treatment_date: date | None) -> dict:
         day = None
@@ -234,6 +255,7 @@ class PhotoResult:
             "to_reference": None,
             "alignment_score": None,
             "alignment_method": None,
+            "face_match": None if self.face_match is None else round(self.face_match, 4),
             # Null unless measured: never a made-up value.
             "redness": None,
             "lesion_count": None,
@@ -607,6 +629,12 @@ def analyse_photo(source: str | os.PathLike | bytes, *, name: str | None = None,
     return result
 
 
+_NOT_THE_SAME_FACE = (
+    "This photo does not seem to show the same face as your first photo, so it was not added "
+    "to your course. If someone else's photo was picked by mistake, choose one of yours; if "
+    "it is you, take it again facing the camera, in good light, as in your first photo.")
+
+
 def _align_to(result: PhotoResult, reference: Reference, *, strict: bool) -> PhotoResult:
     ref, target = reference.result, reference.target
     assert result.crop is not None and ref.crop is not None and result.quality is not None
@@ -619,6 +647,9 @@ def _align_to(result: PhotoResult, reference: Reference, *, strict: bool) -> Pho
         if problems:
             raise PoorPhotoQuality(" ".join(problems))
         alignment = align(result.crop.pixels, result.crop.face, target)
+        result = replace(result, face_match=alignment.face_match)
+        if not alignment.same_face:
+            raise NotTheSameFace(_NOT_THE_SAME_FACE)
         to_reference = np.linalg.inv(ref.crop.to_crop) @ alignment.to_reference @ \
             result.crop.to_crop
         to_reference /= to_reference[2, 2]

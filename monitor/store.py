@@ -72,6 +72,7 @@ __all__ = [
     "SignInPaused",
     "IDLE_LIMITS",
     "SIGN_IN_PAUSES",
+    "REFUSED_OTHER_FACE",
     "Store",
     "check_password",
     "User",
@@ -88,6 +89,8 @@ __all__ = [
 
 ROLES = ("patient", "clinician")
 SYMPTOM_NAMES = ("fever", "pain", "spreading_redness", "pus", "cold_sores")
+#: The audit log's action for a photo refused as not showing the patient's face.
+REFUSED_OTHER_FACE = "refuse_photo_other_face"
 _REPO = Path(__file__).resolve().parent.parent
 
 #: A session ends after this long without use, per role (``Store.idle_limits`` per store;
@@ -1013,6 +1016,18 @@ class Store:
         with self._sessions.begin() as s:
             self._patient_row(s, actor, patient_id)
             self._audit(s, actor.id, "view", patient_id, what, actor_name=actor.username)
+
+    def record_refused_photo(self, actor: User, patient_id: int, file_name: str,
+                             face_match: float) -> None:
+        """Write to the audit log that a photo was refused as not showing the patient's face.
+
+        The photo itself is not kept (it may be someone else's); the entry lets the clinician
+        see that it happened (:data:`REFUSED_OTHER_FACE`).
+        """
+        with self._sessions.begin() as s:
+            self._patient_row(s, actor, patient_id)
+            self._audit(s, actor.id, REFUSED_OTHER_FACE, patient_id,
+                        f"{file_name}: face match {face_match:.2f}", actor_name=actor.username)
 
     def audit_log(self, actor: User, patient_id: int) -> list[AuditEntry]:
         self._require_clinician(actor)

@@ -347,6 +347,31 @@ def test_a_washed_out_first_photo_is_not_kept_as_the_reference(demo):
     assert later.result["quality"]["redness_measurable"] is False
 
 
+def test_another_persons_photo_is_refused_and_the_clinician_sees_it(demo):
+    """Issue #14: a photo of someone else checked into Robin's course is not stored, Robin is
+    told why, the audit log keeps the refusal, and the review page warns the clinician."""
+    from monitor.clinic import check_in_photo
+    from monitor.store import REFUSED_OTHER_FACE
+    from monitor.synthetic import encode_jpeg, make_course
+
+    robin = demo.user("robin")
+    day0 = (SAMPLES / "day0.jpg").read_bytes()
+    assert check_in_photo(demo, robin, robin.patient_id, day0, file_name="day0.jpg").accepted
+    hopper = encode_jpeg(make_course(5, days=(0,), face="hopper").photos[0])
+    outcome = check_in_photo(demo, robin, robin.patient_id, hopper, file_name="partner.jpg")
+    assert not outcome.stored and not outcome.accepted
+    assert "does not seem to show the same face" in outcome.result["reason"]
+    assert outcome.result["face_match"] < 0.5
+    assert [p.file_name for p in demo.photos(robin, robin.patient_id)] == ["day0.jpg"]
+    doctor = demo.user("doctor")
+    refused = [e for e in demo.audit_log(doctor, robin.patient_id)
+               if e.action == REFUSED_OTHER_FACE]
+    assert len(refused) == 1 and refused[0].detail.startswith("partner.jpg")
+    at, _, _ = _review(demo, "Robin")
+    assert not at.exception, at.exception
+    assert any("did not seem to show this patient's face" in w.value for w in at.warning)
+
+
 def test_check_ins_of_one_patient_run_one_at_a_time(demo, monkeypatch):
     """Finding 9: two uploads at once were analysed against different reference photos."""
     import threading
