@@ -601,8 +601,18 @@ def _measure_aligned(result: PhotoResult, reference: Reference) -> PhotoResult:
     measurement = _measure(crop, colour, baseline=reference.baseline,
                            read_lesions=lambda srgb: _lesions_in_reference_frame(
                                srgb, reference, crop_to_ref),
-                           redness=result.quality.redness_measurable)
+                           redness=result.quality.redness_measurable and colour.trusted)
+    if not colour.trusted:
+        result = replace(result, warnings=result.warnings + (COLOUR_UNTRUSTED,))
     return replace(result, measurement=measurement)
+
+
+#: The warning of a photo whose light could not be told from a change of its surroundings
+#: (:attr:`monitor.colour.ColourCorrection.trusted`); its redness is not measured.
+COLOUR_UNTRUSTED = (
+    "The light or the things around your face look different from your first photo in a way "
+    "we could not correct, so this photo's redness was not measured (its spots were). Take "
+    "the next photo in the same place and light as your first one.")
 
 
 def analyse_photo(source: str | os.PathLike | bytes, *, name: str | None = None,

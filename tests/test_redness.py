@@ -116,3 +116,94 @@ def test_colour_correction_tables_equal_the_formulas(gains, seed):
     np.testing.assert_array_equal(correction.apply(rgb), linear)
     expected = np.round(linear_to_srgb(linear) * 255).astype(np.uint8)
     np.testing.assert_array_equal(correction.apply_srgb8(rgb), expected)
+
+
+def test_another_room_or_top_does_not_move_the_index():
+    """Issue #14: the surroundings of the face (background and clothes) tinted by up to 20 %
+    per channel on days 1, 3 and 5, the face and the hair untouched: the background and the
+    clothes disagree with the hair and are left out, and the redness index holds (the whole
+    surroundings moved it by 1.4-4.4 a* on this course)."""
+    from tests.scripts import load_script
+
+    bench = load_script("benchmarks/surroundings.py")
+    course = make_course(52, days=tuple(range(6)), face="astronaut")
+    plain = bench.read(course)
+    tinted = bench.read(bench.tint_surroundings(course, np.random.default_rng(52)))
+    for name in ("day1.jpg", "day3.jpg", "day5.jpg"):
+        colour = tinted[name]["colour"]
+        used = {s["name"] for s in colour["sources"] if s["used"]}
+        assert "hair" in used and "background" not in used, colour
+        assert colour["agreed"] is False and colour["trusted"] is True
+        moved = tinted[name]["redness"]["index"] - plain[name]["redness"]["index"]
+        assert abs(moved) <= 0.3, (name, moved)
+    for name in ("day2.jpg", "day4.jpg"):  # untouched photos read as before
+        assert tinted[name]["redness"] == plain[name]["redness"]
+
+
+def _reference_of_parts(rng: np.random.Generator):
+    """A made-up reference: textured linear RGB, hair on top, background in the middle,
+    clothes below, and no eyes."""
+    from monitor.colour import ColourReference
+
+    linear = rng.uniform(0.05, 0.6, (60, 40, 3)).astype(np.float32)
+    rows = np.arange(60)[:, None] * np.ones((1, 40), bool)
+    parts = (("hair", rows < 20), ("background", (rows >= 20) & (rows < 40)),
+             ("clothes", rows >= 40))
+    return ColourReference(shape=(120, 80), linear=linear, surroundings=np.ones((60, 40), bool),
+                           eyes=np.zeros((60, 40), bool), parts=parts)
+
+
+def _photo_of(linear: np.ndarray, gains_by_row: np.ndarray) -> np.ndarray:
+    """The reference's pixels seen through per-row gains, at full size as 8-bit sRGB."""
+    seen = np.repeat(np.repeat(linear / gains_by_row[:, None, :], 2, axis=0), 2, axis=1)
+    return np.round(linear_to_srgb(seen) * 255).astype(np.uint8)
+
+
+def test_the_colour_sources_that_agree_give_the_gains_and_a_lone_one_is_not_trusted():
+    from dataclasses import replace
+
+    from monitor.colour import estimate_correction
+
+    reference = _reference_of_parts(np.random.default_rng(3))
+    light = np.array([1.1, 1.0, 0.9])
+    # A change of light alone: every source agrees, the gains are the light's.
+    gains = np.tile(light, (60, 1))
+    same = estimate_correction(_photo_of(reference.linear, gains), reference,
+                               to_reference=np.eye(3))
+    np.testing.assert_allclose(same.gains, light, rtol=0.01)
+    assert same.agreed and same.trusted and same.reference == "surroundings"
+    # Another wall and another top as well: the hair alone holds the light.
+    gains[20:40] *= (1.15, 1.0, 0.85)
+    gains[40:] *= (0.85, 1.1, 1.1)
+    moved = estimate_correction(_photo_of(reference.linear, gains), reference,
+                                to_reference=np.eye(3))
+    np.testing.assert_allclose(moved.gains, light, rtol=0.01)
+    assert not moved.agreed and moved.trusted
+    assert [name for name, _, _, used in moved.sources if used] == ["hair"]
+    # No hair in view and the other two disagree: no source can be trusted.
+    bald = replace(reference, parts=reference.parts[1:])
+    lost = estimate_correction(_photo_of(reference.linear, gains), bald,
+                               to_reference=np.eye(3))
+    assert not lost.agreed and not lost.trusted
+    assert lost.to_json()["trusted"] is False
+
+
+def test_a_photo_whose_light_cannot_be_trusted_has_no_redness(monkeypatch):
+    """Its spots are read, its redness is null, and the patient is told why."""
+    import monitor.pipeline as pipeline
+    from monitor.synthetic import encode_jpeg
+
+    course = make_course(7, days=(0, 3))
+    reference = make_reference(analyse_photo(encode_jpeg(course.photos[0]), name="d0.jpg",
+                                             strict=True))
+    untrusted = ColourCorrection((1.0, 1.0, 1.0), "surroundings", 500,
+                                 (("background", (1.0, 1.0, 1.0), 500, True),
+                                  ("clothes", (1.2, 1.0, 0.8), 400, False)), trusted=False)
+    monkeypatch.setattr(pipeline, "estimate_correction", lambda *a, **k: untrusted)
+    result = analyse_photo(encode_jpeg(course.photos[1]), name="d3.jpg", reference=reference,
+                           strict=True)
+    entry = result.to_json(treatment_date=None)
+    assert entry["status"] == "ok" and entry["redness"] is None
+    assert entry["lesion_count"] is not None
+    assert pipeline.COLOUR_UNTRUSTED in entry["warnings"]
+    assert entry["colour"]["trusted"] is False and entry["colour"]["agreed"] is False
