@@ -4,8 +4,17 @@ import hashlib
 
 import streamlit as st
 
-from app_pages.common import SYMPTOM_QUESTIONS, current_user, get_store, plain, plain_errors
+from app_pages.common import (
+    SYMPTOM_QUESTIONS,
+    current_user,
+    get_store,
+    plain,
+    plain_errors,
+    show_image,
+    view,
+)
 from monitor.clinic import check_in_photo
+from monitor.imagery import framing_thumbnail
 
 store = get_store()
 user = current_user()
@@ -29,6 +38,14 @@ with st.expander("How to take today's photo", expanded=True):
                 "- Hold the phone at **arm's length**, at eye level.\n"
                 "- **Face the camera**, neutral expression, hair off your face.\n"
                 "- **No make-up**, no filters.")
+
+with plain_errors():
+    first = view(store, user, user.patient_id).reference_photo
+if first is not None and first.result is not None:
+    with st.expander("Your first photo: frame today's the same way", expanded=True):
+        show_image(framing_thumbnail(store.photo_bytes(user, first.id), first.result),
+                   caption="Your first photo, your face in the yellow box. Same distance, "
+                           "same angle, same light.", width=320)
 
 upload_tab, camera_tab = st.tabs(["Upload a photo", "Use the camera"])
 with upload_tab:
@@ -64,6 +81,8 @@ if photo is not None:
             st.info(f"You already sent this photo{where}; it is kept once.")
         else:
             st.success(f"Thank you, your photo{where} is saved and measured.", icon="✅")
+        if outcome.advice:
+            st.info(outcome.advice, icon="📐")
         for warning in result.get("warnings") or []:
             st.caption(f"Tip for next time: {warning}")
         if outcome.reanalysed:

@@ -32,6 +32,7 @@ from monitor.pipeline import (
     make_reference,
     refuse_as_reference,
 )
+from monitor.quality import capture_difference
 from monitor.store import SYMPTOM_NAMES, CheckIn, Correction, PatientInfo, PhotoInfo, Store, User
 
 __all__ = [
@@ -71,6 +72,9 @@ class CheckInOutcome:
     result: dict
     photo: PhotoInfo | None = None
     reanalysed: bool = False
+    #: How the photo's capture differed from the first photo's, in one plain sentence
+    #: (:func:`monitor.quality.capture_difference`); None when it matched or is the first.
+    advice: str | None = None
 
     @property
     def accepted(self) -> bool:
@@ -165,7 +169,9 @@ def _check_in_photo(store: Store, actor: User, patient_id: int, data: bytes, *,
     store.save_analysis(actor, info.id, entry, engine_version=ENGINE_VERSION,
                         reference_photo_id=ref_photo.id)
     info = next(p for p in store.photos(actor, patient_id) if p.id == info.id)
-    return CheckInOutcome(stored=True, duplicate=False, result=entry, photo=info)
+    advice = None if ref_photo.result is None else capture_difference(entry, ref_photo.result)
+    return CheckInOutcome(stored=True, duplicate=False, result=entry, photo=info,
+                          advice=advice)
 
 
 def reanalyse_patient(store: Store, actor: User, patient_id: int, *,

@@ -20,8 +20,8 @@ from monitor.photo import load_photo
 from monitor.pipeline import Reference
 from monitor.redness import redness_map
 
-__all__ = ["aligned_photo", "draw_lesions", "lesions_in_frame", "redness_overlay", "timelapse_gif",
-           "wipe"]
+__all__ = ["aligned_photo", "draw_lesions", "framing_thumbnail", "lesions_in_frame",
+           "redness_overlay", "timelapse_gif", "wipe"]
 
 
 def _to_frame(reference: Reference, to_reference: Sequence[Sequence[float]]) -> np.ndarray:
@@ -45,6 +45,24 @@ def aligned_photo(data: bytes, to_reference: Sequence[Sequence[float]],
     h, w = crop.pixels.shape[:2]
     return cv2.warpPerspective(pixels, _to_frame(reference, to_reference), (w, h),
                                flags=cv2.INTER_AREA, borderMode=cv2.BORDER_CONSTANT)
+
+
+def framing_thumbnail(data: bytes, entry: dict, *, width: int = 320) -> np.ndarray:
+    """The whole photo, ``width`` pixels wide, with its face box drawn: how it was framed.
+
+    ``entry`` is the photo's ``monitor.analysis/1`` entry (its ``face.box``, photo pixels).
+    """
+    pixels = np.asarray(load_photo(data, name="photo").pixels)
+    scale = width / pixels.shape[1]
+    small = cv2.resize(pixels, (width, max(1, round(pixels.shape[0] * scale))),
+                       interpolation=cv2.INTER_AREA)
+    box = (entry.get("face") or {}).get("box")
+    if box:
+        image = Image.fromarray(small)
+        ImageDraw.Draw(image).rectangle([v * scale for v in box], outline=(255, 230, 0),
+                                        width=max(2, width // 160))
+        small = np.asarray(image)
+    return small
 
 
 def lesions_in_frame(entry: dict, reference: Reference) -> list[dict]:

@@ -232,6 +232,8 @@ class PhotoResult:
     #: How well the face matches the reference photo's (:attr:`Alignment.face_match`); None
     #: when it was not compared (the reference itself, a photo turned away before alignment).
     face_match: float | None = None
+    #: (width, height) of the photo as decoded (EXIF orientation applied), pixels.
+    image_size: tuple[int, int] | None = None
 
     @property
     def other_face(self) -> bool:
@@ -256,6 +258,7 @@ class PhotoResult:
             "alignment_score": None,
             "alignment_method": None,
             "face_match": None if self.face_match is None else round(self.face_match, 4),
+            "image_size": None if self.image_size is None else list(self.image_size),
             # Null unless measured: never a made-up value.
             "redness": None,
             "lesion_count": None,
@@ -360,7 +363,8 @@ def _intake(source: Path | bytes, name: str, captured_at: datetime | None, *,
     try:
         photo: Photo = load_photo(source, name=name, captured_at=captured_at)
         result = replace(result, captured_at=photo.captured_at,
-                         captured_at_source=photo.captured_at_source)
+                         captured_at_source=photo.captured_at_source,
+                         image_size=(int(photo.pixels.shape[1]), int(photo.pixels.shape[0])))
         face = find_face(photo.pixels)
         crop = face_crop(photo.pixels, face)
         del photo

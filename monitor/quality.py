@@ -8,6 +8,7 @@ apart), so the same limits hold for a 1 MP and a 12 MP selfie.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import cv2
@@ -17,7 +18,7 @@ from scipy.spatial.transform import Rotation
 from monitor.face import Face
 
 __all__ = ["Quality", "QualityLimits", "WASHED_OUT_REDNESS", "WASHED_OUT_REFERENCE", "assess",
-           "check_pose", "pose_change_deg"]
+           "check_pose", "pose_change_deg", "capture_difference"]
 
 _WORK_IOD_PX = 120.0
 
@@ -242,3 +243,70 @@ def assess(rgb: np.ndarray, face: Face, *, reference: Face | None = None,
         pose_deg=face.pose_deg, pose_change_deg=change, problems=tuple(problems),
         warnings=tuple(warnings), redness_measurable=clipped <= limits.max_clipped_redness,
     )
+
+
+#: How far today's capture may differ from the first photo's before the patient is told
+#: (:func:`capture_difference`): the face's share of the frame by this factor either way ...
+FRAMING_FACTOR = 1.2
+#: ... the head's roll, turn (yaw) or nod (pitch) against the first photo by this many degrees
+#: (well inside the pose check's limits of 30, 22 and 22, so the advice comes long before a
+#: photo is turned away) ...
+POSE_HINT_DEG = {"roll": 10.0, "yaw": 8.0, "pitch": 8.0}
+#: ... and the skin's median lightness (L*) by this much: a change of exposure of about 20 %.
+LIGHTNESS_HINT = 8.0
+
+
+def capture_difference(entry: Mapping, reference: Mapping) -> str | None:
+    """One plain sentence on how a photo's capture differed from the course's first photo.
+
+    Both are photo entries of the ``monitor.analysis/1`` contract (``image_size``, ``face``
+    and ``quality``). Says what differed (farther or nearer, tilted, turned, darker or
+    brighter) and what to do next time; None when nothing differed noticeably (see
+    :data:`FRAMING_FACTOR`, :data:`POSE_HINT_DEG`, :data:`LIGHTNESS_HINT`) or the figures are
+    missing.
+    """
+    seen, todo = [], []
+    share, first = _face_share(entry), _face_share(reference)
+    if share is not None and first is not None:
+        if share < first / FRAMING_FACTOR:
+            seen.append("taken from farther away")
+            todo.append("hold the phone a little closer")
+        elif share > first * FRAMING_FACTOR:
+            seen.append("taken from closer")
+            todo.append("hold the phone a little farther away")
+    change = (entry.get("quality") or {}).get("pose_change_deg") or {}
+    if change.get("roll", 0.0) >= POSE_HINT_DEG["roll"]:
+        seen.append("tilted")
+        todo.append("keep your head level")
+    if change.get("yaw", 0.0) >= POSE_HINT_DEG["yaw"]:
+        seen.append("turned to one side")
+        todo.append("face the camera straight on")
+    if change.get("pitch", 0.0) >= POSE_HINT_DEG["pitch"]:
+        seen.append("taken from higher or lower")
+        todo.append("hold the phone at eye level")
+    light = (entry.get("quality") or {}).get("exposure")
+    first_light = (reference.get("quality") or {}).get("exposure")
+    if light is not None and first_light is not None:
+        if light < first_light - LIGHTNESS_HINT:
+            seen.append("darker")
+            todo.append("find brighter light, as in your first photo")
+        elif light > first_light + LIGHTNESS_HINT:
+            seen.append("brighter")
+            todo.append("avoid strong light on your face")
+    if not seen:
+        return None
+    return (f"Compared with your first photo, this one was {_listed(seen)}: next time, "
+            f"{_listed(todo)}.")
+
+
+def _face_share(entry: Mapping) -> float | None:
+    """The face box's width as a share of the photo's width."""
+    size, face = entry.get("image_size"), entry.get("face")
+    if not size or not face or not face.get("box"):
+        return None
+    x0, _, x1, _ = face["box"]
+    return (x1 - x0) / max(float(size[0]), 1.0)
+
+
+def _listed(parts: Sequence[str]) -> str:
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]

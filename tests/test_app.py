@@ -89,6 +89,41 @@ def test_patient_checks_in_a_good_then_a_bad_photo(demo):
     assert len(demo.photos(robin, robin.patient_id)) == 1
 
 
+def test_check_in_shows_the_first_photo_and_says_what_differed(demo):
+    """Issue #14: once a course has a first photo the check-in page shows how it was framed;
+    a photo taken from farther away and in dimmer light is measured, and the patient is told
+    in one sentence what differed."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from monitor.colour import linear_to_srgb, srgb_to_linear
+
+    at = _app(demo, "robin")
+    at.file_uploader(key="photo_upload").set_value(
+        ("day0.jpg", (SAMPLES / "day0.jpg").read_bytes(), "image/jpeg"))
+    at.run()
+    assert not at.exception and "saved and measured" in _texts(at)
+    at = _app(demo, "robin")
+    assert "Your first photo" in "\n".join(h.proto.body for h in at.get("html"))
+    assert len(_photos(at)) == 1
+    with Image.open(SAMPLES / "day1.jpg") as image:
+        exif = image.getexif()
+        pixels = np.asarray(image.convert("RGB"))
+    dim = np.round(linear_to_srgb(srgb_to_linear(pixels) * 0.55) * 255).astype(np.uint8)
+    pad = pixels.shape[1] // 3
+    farther = np.pad(dim, ((pad, pad), (pad, pad), (0, 0)), constant_values=110)
+    buffer = io.BytesIO()
+    Image.fromarray(farther).save(buffer, "JPEG", quality=92, exif=exif)
+    at.file_uploader(key="photo_upload").set_value(("day1.jpg", buffer.getvalue(), "image/jpeg"))
+    at.run()
+    assert not at.exception
+    assert "saved and measured" in _texts(at), _texts(at)
+    advice = [i.value for i in at.info if "Compared with your first photo" in i.value]
+    assert advice and "farther away" in advice[0] and "darker" in advice[0], advice
+
+
 def test_patient_answers_the_symptom_questions(demo):
     at = _app(demo, "robin")
     at.checkbox(key="symptom_fever").check()

@@ -106,3 +106,27 @@ def test_pose_change_holds_for_a_face_seen_from_the_side(side_deg):
     assert not problems
     change, _, _ = check_pose(_turn(side, 12), side)
     assert change["yaw"] == pytest.approx(12, abs=0.5) and change["roll"] < 0.5
+
+
+def _entry(*, box_width: float = 400.0, image_width: int = 1100, roll: float = 0.0,
+           yaw: float = 0.0, lightness: float = 60.0) -> dict:
+    return {"image_size": [image_width, image_width], "face": {"box": [300, 300, 300 + box_width,
+                                                                      700]},
+            "quality": {"exposure": lightness,
+                        "pose_change_deg": {"roll": roll, "yaw": yaw, "pitch": 0.0}}}
+
+
+def test_capture_difference_says_what_differed_and_what_to_do():
+    from monitor.quality import capture_difference
+
+    first = _entry()
+    assert capture_difference(_entry(box_width=380, roll=4, lightness=56), first) is None
+    said = capture_difference(_entry(box_width=300, roll=12, lightness=48), first)
+    assert said == ("Compared with your first photo, this one was taken from farther away, "
+                    "tilted and darker: next time, hold the phone a little closer, keep your "
+                    "head level and find brighter light, as in your first photo.")
+    assert "closer" in capture_difference(_entry(box_width=520), first)
+    assert "turned to one side" in capture_difference(_entry(yaw=9), first)
+    assert "brighter" in capture_difference(_entry(lightness=70), first)
+    # A photo stored before image sizes were recorded: the framing is not judged.
+    assert capture_difference(_entry(box_width=200), {**first, "image_size": None}) is None
