@@ -49,6 +49,8 @@ __all__ = [
     "ColourReference",
     "prepare_colour_reference",
     "estimate_correction",
+    "find_colour_card",
+    "COLORCHECKER_SRGB",
 ]
 
 _MIN_PIXELS = 200  # at half resolution
@@ -72,6 +74,8 @@ class ColourCorrection:
     trusted : bool
         False when the sources disagreed and no group of them that can be trusted agreed:
         the gains are then a guess, and the photo's redness is not measured.
+    agreed : bool
+        Whether every source read gave the same gains (within :data:`AGREE_LOG_GAIN`).
     """
 
     gains: tuple[float, float, float]
@@ -81,6 +85,8 @@ class ColourCorrection:
     sources: tuple[tuple[str, tuple[float, float, float], int, bool], ...] = ()
     #: False when the sources disagree and no group of them that can be trusted agrees.
     trusted: bool = True
+    #: Whether every source read gave the same gains (within :data:`AGREE_LOG_GAIN`).
+    agreed: bool = True
 
     def apply(self, rgb: np.ndarray) -> np.ndarray:
         """The photo in corrected linear RGB, float32 of shape (H, W, 3), 0..1 (may exceed 1)."""
@@ -100,11 +106,6 @@ class ColourCorrection:
     @functools.cached_property
     def _srgb8_table(self) -> np.ndarray:
         return np.round(linear_to_srgb(self._linear_table) * 255.0).astype(np.uint8)
-
-    @property
-    def agreed(self) -> bool:
-        """Whether every source read gave the same gains (within :data:`AGREE_LOG_GAIN`)."""
-        return all(used for _, _, _, used in self.sources)
 
     def to_json(self) -> dict:
         return {"reference": self.reference, "gains": [round(g, 4) for g in self.gains],
@@ -256,6 +257,57 @@ def _agreeing(found: dict[str, tuple[np.ndarray, int]]) -> list[str]:
     return best[1]
 
 
+#: sRGB (D65) of the 24 patches of an X-Rite / Calibrite ColorChecker Classic, row by row
+#: (as OpenCV's ``mcc`` module orders them): 18 colours, then white to black.
+COLORCHECKER_SRGB = np.array([
+    [115, 82, 68], [194, 150, 130], [98, 122, 157], [87, 108, 67], [133, 128, 177],
+    [103, 189, 170], [214, 126, 44], [80, 91, 166], [193, 90, 99], [94, 60, 108],
+    [157, 188, 64], [224, 163, 46], [56, 61, 150], [70, 148, 73], [175, 54, 60],
+    [231, 199, 31], [187, 86, 149], [8, 133, 161], [243, 243, 242], [200, 200, 200],
+    [160, 160, 160], [122, 122, 121], [85, 85, 85], [52, 52, 52]], np.uint8)
+#: The grey patches (white to black) that give the gains.
+_CARD_GREYS = slice(18, 24)
+#: The card is looked for on the photo shrunk to this long side (pixels): detection costs
+#: about 0.7 s on an 1100 px photo and grows with the pixels.
+_CARD_SEARCH_SIDE = 800
+
+
+def find_colour_card(rgb: np.ndarray) -> np.ndarray | None:
+    """A ColorChecker Classic (24 patches) held in the photo, found by OpenCV's ``mcc``.
+
+    Returns the mean linear RGB of each of its 24 patches, shape (24, 3), in the order of
+    :data:`COLORCHECKER_SRGB`; None when no card is found.
+    """
+    height, width = rgb.shape[:2]
+    scale = min(1.0, _CARD_SEARCH_SIDE / max(height, width))
+    small = rgb if scale == 1.0 else cv2.resize(
+        rgb, (max(1, round(width * scale)), max(1, round(height * scale))),
+        interpolation=cv2.INTER_AREA)
+    detector = cv2.mcc.CCheckerDetector_create()
+    if not detector.process(cv2.cvtColor(np.ascontiguousarray(small), cv2.COLOR_RGB2BGR),
+                            cv2.mcc.MCC24, 1):
+        return None
+    checkers = detector.getListColorChecker()
+    if not checkers:
+        return None
+    # One row per patch and channel (R, G, B); column 1 is the patch's mean (8-bit sRGB).
+    means = np.clip(np.asarray(checkers[0].getChartsRGB(), np.float64)[:, 1].reshape(24, 3)
+                    / 255.0, 0.0, 1.0)
+    # The means unrounded: one 8-bit level is 2-4 % of a dark grey patch's linear value.
+    return np.where(means <= 0.04045, means / 12.92, ((means + 0.055) / 1.055) ** 2.4)
+
+
+def _card_gains(photo: np.ndarray, reference: np.ndarray) -> np.ndarray | None:
+    """Gains from the grey patches of two readings of one card: the median log ratio over
+    the patches that are neither clipped nor too dark in both; None if fewer than three."""
+    p, r = photo[_CARD_GREYS], reference[_CARD_GREYS]
+    valid = np.all((p > _MIN_VALUE) & (p < _MAX_VALUE) & (r > _MIN_VALUE) & (r < _MAX_VALUE),
+                   axis=1)
+    if valid.sum() < 3:
+        return None
+    return np.exp(np.median(np.log(r[valid]) - np.log(p[valid]), axis=0))
+
+
 def _gains(photo_lin: np.ndarray, reference_lin: np.ndarray, mask: np.ndarray, *,
            min_pixels: int = _MIN_PIXELS) -> tuple[np.ndarray, int] | None:
     """Per-channel gain: the median per-pixel log ratio over valid pixels; None if too few."""
@@ -288,6 +340,8 @@ class ColourReference:
     eyes: np.ndarray  # (h, w) bool: whites of the eyes and teeth
     #: The surroundings in parts, (name, (h, w) bool), as in :func:`surrounding_parts`.
     parts: tuple[tuple[str, np.ndarray], ...] = ()
+    #: The colour card's patches in the reference photo (:func:`find_colour_card`), if any.
+    card: np.ndarray | None = None
 
 
 def _half(image: np.ndarray) -> np.ndarray:
@@ -302,8 +356,12 @@ def _half_mask(mask: np.ndarray) -> np.ndarray:
     return _half(mask.astype(np.uint8) * np.uint8(4)) == 4
 
 
-def prepare_colour_reference(reference_rgb: np.ndarray, reference_face: Face) -> ColourReference:
-    """Prepare the reference photo's working copy (and its face) for :func:`estimate_correction`."""
+def prepare_colour_reference(reference_rgb: np.ndarray, reference_face: Face, *,
+                             card: np.ndarray | None = None) -> ColourReference:
+    """Prepare the reference photo's working copy (and its face) for :func:`estimate_correction`.
+
+    ``card``: the colour card's patches found in the reference photo, if any.
+    """
     shape = reference_rgb.shape[:2]
     parts = surrounding_parts(reference_face, shape)
     return ColourReference(
@@ -312,11 +370,13 @@ def prepare_colour_reference(reference_rgb: np.ndarray, reference_face: Face) ->
         surroundings=_half_mask(neutral_mask(reference_face, shape)),
         eyes=_half_mask(eye_white_mask(reference_face, shape, reference_rgb)),
         parts=tuple((name, _half_mask(mask)) for name, mask in parts.items()),
+        card=card,
     )
 
 
 def estimate_correction(photo_rgb: np.ndarray, reference: ColourReference, *,
-                        to_reference: np.ndarray) -> ColourCorrection:
+                        to_reference: np.ndarray,
+                        card: np.ndarray | None = None) -> ColourCorrection:
     """Gains that bring ``photo_rgb`` to the reference photo's light.
 
     Parameters
@@ -327,6 +387,10 @@ def estimate_correction(photo_rgb: np.ndarray, reference: ColourReference, *,
         The reference photo's working copy, from :func:`prepare_colour_reference`.
     to_reference : ndarray of shape (3, 3)
         Maps ``photo_rgb``'s pixels to the reference working copy's (full-resolution) pixels.
+    card : ndarray of shape (24, 3), optional
+        The colour card's patches found in this photo (:func:`find_colour_card`). When the
+        reference photo shows the card too, the card is the reference (``"card"``): its grey
+        patches give the gains, whatever the surroundings say (they are still listed).
 
     Returns
     -------
@@ -359,21 +423,32 @@ def estimate_correction(photo_rgb: np.ndarray, reference: ColourReference, *,
     eyes = _gains(aligned_lin, reference.linear, reference.eyes & inside, min_pixels=20)
     if eyes is not None:
         found["eyes"] = eyes
+    on_card = (None if card is None or reference.card is None
+               else _card_gains(np.asarray(card), reference.card))
+    if on_card is not None:
+        sources = (("card", tuple(float(g) for g in on_card), 24, True),) + tuple(
+            (name, tuple(float(g) for g in gains), count, False)
+            for name, (gains, count) in found.items())
+        agreed = all(float(np.max(np.abs(np.log(gains) - np.log(on_card)))) <= AGREE_LOG_GAIN
+                     for gains, _ in found.values())
+        return ColourCorrection(tuple(float(g) for g in on_card), "card", 24, sources, True,
+                                agreed)
     used = _agreeing(found) if found else []
     sources = tuple((name, tuple(float(g) for g in gains), count, name in used)
                     for name, (gains, count) in found.items())
-    trusted = len(used) == len(found) or sum(_TRUST[n] for n in used) >= _TRUSTED_WEIGHT
+    agreed = len(used) == len(found)
+    trusted = agreed or sum(_TRUST[n] for n in used) >= _TRUSTED_WEIGHT
     around = [n for n in used if n != "eyes"]
     if len(used) == len(found) or around:
         # Every source agrees (or none of the parts could be read): the whole surroundings,
         # as before they were read in parts; otherwise the parts that agree.
-        mask = reference.surroundings if len(used) == len(found) else np.any(
+        mask = reference.surroundings if agreed else np.any(
             [masks[n] for n in around], axis=0)
         whole = _gains(aligned_lin, reference.linear, mask & inside)
         if whole is not None:
             return ColourCorrection(tuple(float(g) for g in whole[0]), "surroundings",
-                                    whole[1], sources, trusted)
+                                    whole[1], sources, trusted, agreed)
     if eyes is not None and "eyes" in used:
         return ColourCorrection(tuple(float(g) for g in eyes[0]), "eyes", eyes[1], sources,
-                                trusted)
-    return ColourCorrection(IDENTITY.gains, IDENTITY.reference, 0, sources, trusted)
+                                trusted, agreed)
+    return ColourCorrection(IDENTITY.gains, IDENTITY.reference, 0, sources, trusted, agreed)

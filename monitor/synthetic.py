@@ -663,7 +663,8 @@ def make_course(seed: int, *, days: Sequence[int] = tuple(range(8)),
                 lesion_peak_day: int = 2, clear_by_day: int = 7,
                 reference_pose_neutral: bool = False, face: str = "astronaut",
                 lesion_style: str = "painted", radius_mm: tuple[float, float] | None = None,
-                patches: Sequence[LesionPatch] | None = None) -> SyntheticCourse:
+                patches: Sequence[LesionPatch] | None = None,
+                colour_card: bool = False) -> SyntheticCourse:
     """Make a seeded course of daily photos with known lesions, erythema, pose and light.
 
     Parameters
@@ -695,6 +696,10 @@ def make_course(seed: int, *, days: Sequence[int] = tuple(range(8)),
         photos, which must then be present). The seed picks the patches, their turn and
         mirroring, from a stream of its own: the two styles of one seed share everything else
         (lesion places, radii, kinds and days, poses, light, noise).
+    colour_card : bool
+        Hold a ColorChecker Classic (:data:`monitor.colour.COLORCHECKER_SRGB`) below and
+        beside the face (:func:`_paint_card`), lit like the face, in every photo. Draws
+        nothing at random, so a course with the card is the same course with it.
 
     Returns
     -------
@@ -755,6 +760,8 @@ def make_course(seed: int, *, days: Sequence[int] = tuple(range(8)),
         visible = tuple(les for les in lesions if les.visible_on(day))
         lin = _paint_skin(base, ery_field, float(erythema[k]), visible, moles, rng,
                           placements) * texture
+        if colour_card:
+            _paint_card(lin)
         neutral = reference_pose_neutral and k == 0
         homography = _pose(rng, pose, size, centre, neutral=neutral)
         expression = () if neutral else _expression(rng, landmarks, iod, pose.expression_iod)
@@ -781,6 +788,33 @@ def make_course(seed: int, *, days: Sequence[int] = tuple(range(8)),
     return SyntheticCourse(seed=seed, treatment_date=treatment_date, photos=tuple(photos),
                            lesions=tuple(lesions), moles=moles, base_landmarks=landmarks,
                            base_inter_ocular_px=iod, face=face, lesion_style=lesion_style)
+
+
+def _card_layout(size: int) -> tuple[int, int, int, int]:
+    """(x0, y0, patch side, gap) of the colour card on a base image ``size`` pixels wide."""
+    return round(0.05 * size), round(0.70 * size), round(0.036 * size), round(0.008 * size)
+
+
+def card_corners(course: SyntheticCourse) -> np.ndarray:
+    """The colour card's corners on the base image (4, 2): ``make_course(colour_card=True)``."""
+    x0, y0, patch, gap = _card_layout(course.photos[0].image.shape[1])
+    width, height = 6 * patch + 7 * gap, 4 * patch + 5 * gap
+    return np.array([(x0, y0), (x0 + width, y0), (x0 + width, y0 + height), (x0, y0 + height)],
+                    np.float64)
+
+
+def _paint_card(lin: np.ndarray) -> None:
+    """A ColorChecker Classic, 26 % of the image wide, in the lower left corner (linear light,
+    lit as the face: the portrait's notch darker, see :func:`_paint_skin`)."""
+    from monitor.colour import COLORCHECKER_SRGB, srgb_to_linear
+
+    x0, y0, patch, gap = _card_layout(lin.shape[1])
+    height, width = 4 * patch + 5 * gap, 6 * patch + 7 * gap
+    lin[y0:y0 + height, x0:x0 + width] = 0.004  # the card's black frame
+    colours = srgb_to_linear(COLORCHECKER_SRGB.reshape(24, 1, 3)).reshape(24, 3) * 0.85
+    for i in range(24):
+        y, x = y0 + gap + (i // 6) * (patch + gap), x0 + gap + (i % 6) * (patch + gap)
+        lin[y:y + patch, x:x + patch] = colours[i]
 
 
 # Real lesions' radii: small papules to large pustules.

@@ -198,7 +198,8 @@ def test_a_photo_whose_light_cannot_be_trusted_has_no_redness(monkeypatch):
                                              strict=True))
     untrusted = ColourCorrection((1.0, 1.0, 1.0), "surroundings", 500,
                                  (("background", (1.0, 1.0, 1.0), 500, True),
-                                  ("clothes", (1.2, 1.0, 0.8), 400, False)), trusted=False)
+                                  ("clothes", (1.2, 1.0, 0.8), 400, False)), trusted=False,
+                                 agreed=False)
     monkeypatch.setattr(pipeline, "estimate_correction", lambda *a, **k: untrusted)
     result = analyse_photo(encode_jpeg(course.photos[1]), name="d3.jpg", reference=reference,
                            strict=True)
@@ -207,3 +208,42 @@ def test_a_photo_whose_light_cannot_be_trusted_has_no_redness(monkeypatch):
     assert entry["lesion_count"] is not None
     assert pipeline.COLOUR_UNTRUSTED in entry["warnings"]
     assert entry["colour"]["trusted"] is False and entry["colour"]["agreed"] is False
+
+
+def test_a_colour_card_is_found_and_read_in_order():
+    from monitor.colour import COLORCHECKER_SRGB, find_colour_card, srgb_to_linear
+
+    with_card = make_course(51, days=(0, 1), colour_card=True)
+    for photo in with_card.photos:
+        patches = find_colour_card(photo.image)
+        assert patches is not None
+        expected = srgb_to_linear(COLORCHECKER_SRGB.reshape(24, 1, 3)).reshape(24, 3)
+        # Lit as the face (a notch darker, then the day's light): proportional to the card's
+        # own values, patch by patch and channel by channel, within a few per cent.
+        ratio = patches[18:23] / expected[18:23]
+        assert np.all(np.abs(ratio / np.median(ratio, axis=0) - 1) < 0.06), ratio
+    assert find_colour_card(make_course(51, days=(0,)).photos[0].image) is None
+
+
+def test_with_a_colour_card_the_card_sets_the_light():
+    """A card in every photo, the light tinted (±15 %) and the surroundings of every other
+    photo too: the card is the reference of every later photo, and the redness index stays
+    within 0.7 a* of the same course under unchanged light and surroundings (at most 0.60
+    over 40 such photos in benchmarks/surroundings.py --card)."""
+    from tests.scripts import load_script
+
+    bench = load_script("benchmarks/surroundings.py")
+    days = tuple(range(4))
+    still = bench.read(make_course(52, days=days, colour_card=True,
+                                   pose=PoseRange(white_balance=0.0, exposure=0.0)),
+                       colour_card=True)
+    course = make_course(52, days=days, colour_card=True,
+                         pose=PoseRange(white_balance=0.15, exposure=0.15))
+    lit = bench.read(bench.tint_surroundings(course, np.random.default_rng(52), card=True),
+                     colour_card=True)
+    for name in ("day1.jpg", "day2.jpg", "day3.jpg"):
+        assert lit[name]["colour_card"] is True
+        assert lit[name]["colour"]["reference"] == "card"
+        moved = lit[name]["redness"]["index"] - still[name]["redness"]["index"]
+        assert abs(moved) <= 0.7, (name, moved)
+    assert bench.read(make_course(52, days=(0, 1)))["day1.jpg"]["colour_card"] is None
