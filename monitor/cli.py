@@ -53,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     analyze.add_argument("--json", required=True, metavar="OUT", help="where to write the JSON")
     analyze.add_argument("--colour-card", action="store_true",
                          help="look for a colour card (ColorChecker Classic) in each photo and "
-                              "set the colour correction from it (about 0.5 s a photo)")
+                              "set the colour correction from it (about 0.1-0.2 s a photo)")
     analyze.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
     lesions = commands.add_parser(

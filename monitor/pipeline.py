@@ -645,7 +645,7 @@ def analyse_photo(source: str | os.PathLike | bytes, *, name: str | None = None,
         Re-raise unexpected (non-:class:`MonitorError`) exceptions.
     colour_card : bool
         Look for a colour card (ColorChecker Classic) in the photo: where both this photo and
-        the reference show one, it sets the colour correction. Costs about 0.5 s a photo.
+        the reference show one, it sets the colour correction. Costs about 0.1-0.2 s a photo.
     """
     if isinstance(source, bytes):
         result = _intake(source, name or "photo", captured_at, strict=strict,

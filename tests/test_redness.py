@@ -223,6 +223,7 @@ def test_a_colour_card_is_found_and_read_in_order():
         ratio = patches[18:23] / expected[18:23]
         assert np.all(np.abs(ratio / np.median(ratio, axis=0) - 1) < 0.06), ratio
     assert find_colour_card(make_course(51, days=(0,)).photos[0].image) is None
+    assert find_colour_card(np.zeros((8, 8, 3), np.uint8)) is None  # no card, no error
 
 
 def test_with_a_colour_card_the_card_sets_the_light():
