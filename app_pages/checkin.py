@@ -39,10 +39,13 @@ with st.expander("How to take today's photo", expanded=True):
                 "- **Face the camera**, neutral expression, hair off your face.\n"
                 "- **No make-up**, no filters.")
 
+# Always one element here, filled once there is a first photo: the uploader below keeps its
+# place in the page when the first photo arrives, so a file being uploaded is not lost.
+framing = st.container()
 with plain_errors():
     first = view(store, user, user.patient_id).reference_photo
 if first is not None and first.result is not None:
-    with st.expander("Your first photo: frame today's the same way", expanded=True):
+    with framing.expander("Your first photo: frame today's the same way", expanded=True):
         show_image(framing_thumbnail(store.photo_bytes(user, first.id), first.result),
                    caption="Your first photo, your face in the yellow box. Same distance, "
                            "same angle, same light.", width=320)

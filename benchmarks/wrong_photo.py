@@ -30,14 +30,10 @@ flagged, at most 1 of 20 genuine photos flagged. Exits 1 when a target is missed
 from __future__ import annotations
 
 import argparse
-import io
 import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
-from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -47,7 +43,7 @@ from repeatability import write_reshoots  # noqa: E402
 
 from monitor.align import MIN_FACE_MATCH  # noqa: E402
 from monitor.pipeline import analyse_photo, make_reference  # noqa: E402
-from monitor.synthetic import FACES, make_course  # noqa: E402
+from monitor.synthetic import FACES, encode_jpeg, make_course  # noqa: E402
 
 DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "acne04-dev"
 TARGET_INTRUDERS_FLAGGED = 19  # of 20
@@ -81,12 +77,6 @@ class Trial:
         return f"{kind} {self.label:<40} face_match {match:>6}  {verdict}"
 
 
-def _jpeg(rgb: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(rgb).save(buffer, "JPEG", quality=92)
-    return buffer.getvalue()
-
-
 def trial(reference_jpeg: bytes, photo_jpeg: bytes, *, label: str, intruder: bool) -> Trial:
     """Analyse ``photo_jpeg`` against a course whose reference photo is ``reference_jpeg``."""
     first = analyse_photo(reference_jpeg, name="reference.jpg", strict=True)
@@ -111,10 +101,10 @@ def synthetic_trials(n: int) -> list[Trial]:
         other = others[(i // len(FACES)) % len(others)]
         own = make_course(SEED + i, days=(0, DAY), face=face)
         theirs = make_course(SEED + 1000 + i, days=(0, DAY), face=other)
-        reference = _jpeg(own.photos[0].image)
-        trials.append(trial(reference, _jpeg(theirs.photos[1].image),
+        reference = encode_jpeg(own.photos[0])
+        trials.append(trial(reference, encode_jpeg(theirs.photos[1]),
                             label=f"{other} into {face} (seed {SEED + i})", intruder=True))
-        trials.append(trial(reference, _jpeg(own.photos[1].image),
+        trials.append(trial(reference, encode_jpeg(own.photos[1]),
                             label=f"{face} day {DAY} (seed {SEED + i})", intruder=False))
         print(f"synthetic {i + 1}/{n}", file=sys.stderr)
     return trials

@@ -165,6 +165,15 @@ def to_lab(linear: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(srgb, cv2.COLOR_RGB2LAB)
 
 
+def _distance_from_oval(face: Face, shape: tuple[int, int]) -> np.ndarray:
+    """Each pixel's distance (pixels) from the convex hull of the face oval; 0 inside it."""
+    oval = face.landmarks[list(_topology()["oval"])]
+    hull = np.round(cv2.convexHull(oval.astype(np.float32))[:, 0]).astype(np.int32)
+    inside = np.zeros(shape, np.uint8)
+    cv2.fillConvexPoly(inside, hull, 1)
+    return cv2.distanceTransform((1 - inside).astype(np.uint8), cv2.DIST_L2, 3)
+
+
 def neutral_mask(face: Face, shape: tuple[int, int]) -> np.ndarray:
     """Where to look for the light, not the skin: around the face (hair, background, clothing).
 
@@ -172,14 +181,9 @@ def neutral_mask(face: Face, shape: tuple[int, int]) -> np.ndarray:
     that can flush with the face).
     """
     height, width = shape
-    oval = face.landmarks[list(_topology()["oval"])]
-    hull = np.round(cv2.convexHull(oval.astype(np.float32))[:, 0]).astype(np.int32)
-    face_area = np.zeros(shape, np.uint8)
-    cv2.fillConvexPoly(face_area, hull, 1)
     grow = max(3, int(0.15 * face.inter_ocular_px))
     # Grown by a distance transform: cheap whatever the margin, unlike a large dilation.
-    distance = cv2.distanceTransform((1 - face_area).astype(np.uint8), cv2.DIST_L2, 3)
-    face_area = (distance <= grow).astype(np.uint8)
+    face_area = (_distance_from_oval(face, shape) <= grow).astype(np.uint8)
     x0, _, x1, y1 = face.box
     neck = np.zeros(shape, np.uint8)
     cv2.rectangle(neck, (int(x0), int(y1 - 0.1 * face.inter_ocular_px)),
@@ -230,11 +234,7 @@ def surrounding_parts(face: Face, shape: tuple[int, int]) -> dict[str, np.ndarra
     the clothes the part below the chin, the background the rest.
     """
     neutral = neutral_mask(face, shape)
-    oval = face.landmarks[list(_topology()["oval"])]
-    hull = np.round(cv2.convexHull(oval.astype(np.float32))[:, 0]).astype(np.int32)
-    inside = np.zeros(shape, np.uint8)
-    cv2.fillConvexPoly(inside, hull, 1)
-    distance = cv2.distanceTransform((1 - inside).astype(np.uint8), cv2.DIST_L2, 3)
+    distance = _distance_from_oval(face, shape)
     rows = np.arange(shape[0])[:, None]
     eyes_y = 0.5 * (face.right_pupil[1] + face.left_pupil[1])
     chin_y = face.box[3]
