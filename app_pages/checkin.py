@@ -7,6 +7,7 @@ import streamlit as st
 from app_pages.common import (
     SYMPTOM_QUESTIONS,
     current_user,
+    framing,
     get_store,
     plain,
     plain_errors,
@@ -14,7 +15,6 @@ from app_pages.common import (
     view,
 )
 from monitor.clinic import check_in_photo
-from monitor.imagery import framing_thumbnail
 
 store = get_store()
 user = current_user()
@@ -41,12 +41,12 @@ with st.expander("How to take today's photo", expanded=True):
 
 # Always one element here, filled once there is a first photo: the uploader below keeps its
 # place in the page when the first photo arrives, so a file being uploaded is not lost.
-framing = st.container()
+first_photo_slot = st.container()
 with plain_errors():
     first = view(store, user, user.patient_id).reference_photo
 if first is not None and first.result is not None:
-    with framing.expander("Your first photo: frame today's the same way", expanded=True):
-        show_image(framing_thumbnail(store.photo_bytes(user, first.id), first.result),
+    with first_photo_slot.expander("Your first photo: frame today's the same way", expanded=True):
+        show_image(framing(store, user, first.id, first.sha256, first.result),
                    caption="Your first photo, your face in the yellow box. Same distance, "
                            "same angle, same light.", width=320)
 

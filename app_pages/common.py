@@ -13,7 +13,7 @@ import streamlit as st
 
 from monitor.clinic import CourseView, course_view, reference_for
 from monitor.errors import MonitorError
-from monitor.imagery import aligned_photo
+from monitor.imagery import aligned_photo, framing_thumbnail
 from monitor.report import STATUS_WORDS
 from monitor.store import Store, User
 from monitor.web import EXPORT_PATH, SESSION_COOKIE, SESSION_PATH, open_store
@@ -189,6 +189,12 @@ def aligned(_store: Store, user: User, patient_id: int, photo_id: int, to_refere
     reference = reference_for(_store, user, v_ref)
     return aligned_photo(_store.photo_bytes(user, photo_id), [list(r) for r in to_reference],
                          reference)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def framing(_store: Store, user: User, photo_id: int, sha: str, entry: dict):
+    """The photo, small, with its face boxed (cached per photo: decoded once, not per rerun)."""
+    return framing_thumbnail(_store.photo_bytes(user, photo_id), entry)
 
 
 def reference(store: Store, user: User, v: CourseView):
