@@ -45,6 +45,8 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from scipy.stats import theilslopes
 
+from monitor.align import Refinement
+
 __all__ = [
     "DEFAULT_EXPECTED_COURSE",
     "HAYASHI_SCALE",
@@ -537,10 +539,12 @@ def _homography(value: object, what: str) -> np.ndarray:
     return matrix
 
 
-def _map_lesions(raw: Sequence[Mapping], matrix: np.ndarray, file: str) -> tuple[_Lesion, ...]:
-    """Map lesion centres through ``to_reference``; radii scale with the local area change."""
+def _map_lesions(raw: Sequence[Mapping], matrix: np.ndarray, file: str,
+                 refinement: Refinement | None = None) -> tuple[_Lesion, ...]:
+    """Map lesion centres through ``to_reference`` and its refinement, if any; radii scale
+    with the homography's local area change (the refinement's is negligible)."""
     (h00, h01, h02), (h10, h11, h12), (h20, h21, h22) = matrix.tolist()
-    lesions = []
+    lesions, points = [], []
     for index, item in enumerate(raw):
         what = "photo {!r} lesion {} {}"
         if not isinstance(item, Mapping):
@@ -557,6 +561,7 @@ def _map_lesions(raw: Sequence[Mapping], matrix: np.ndarray, file: str) -> tuple
         if not w > 1e-12:
             continue  # maps to infinity: the alignment is unusable at this point
         xr, yr = (h00 * x + h01 * y + h02) / w, (h10 * x + h11 * y + h12) / w
+        points.append((x, y))
         scale = _local_scale(matrix, x, y)
         kind = str(item.get("kind") or "papule")
         region = item.get("region")
@@ -571,7 +576,31 @@ def _map_lesions(raw: Sequence[Mapping], matrix: np.ndarray, file: str) -> tuple
                 sources=((file, index),),
             )
         )
+    if refinement is not None and lesions:
+        moved = refinement.to_reference(matrix, np.array(points))
+        lesions = [replace(les, x=float(x), y=float(y))
+                   for les, (x, y) in zip(lesions, moved, strict=True)]
     return tuple(lesions)
+
+
+def _refinement(data: object, file: str) -> Refinement | None:
+    """A photo's ``to_reference_refinement`` (None when absent or null)."""
+    if data is None:
+        return None
+    try:
+        if not isinstance(data, Mapping):
+            raise TypeError
+        refinement = Refinement.from_json(dict(data))
+        assert refinement is not None
+        ok = (refinement.grid_to_reference.shape == (3, 3)
+              and np.all(np.isfinite(refinement.grid_to_reference))
+              and np.all(np.isfinite(refinement.dx)) and np.all(np.isfinite(refinement.dy)))
+    except (KeyError, TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"photo {file!r}: to_reference_refinement must be an object with a "
+                         "3x3 grid_to_reference and grids dx, dy of finite numbers")
+    return refinement
 
 
 def _local_scale(matrix: np.ndarray, x: float, y: float) -> float:
@@ -649,14 +678,15 @@ def _read_photos(photos: Sequence[Mapping]) -> tuple[list[_Photo], str, int]:
             if isinstance(raw_lesions, Mapping | str) or not isinstance(raw_lesions, Sequence):
                 raise ValueError(f"photo {file!r}: lesions must be a list, got {raw_lesions!r}")
             matrix = _homography(p.get("to_reference"), f"photo {file!r} to_reference")
-            lesions = _map_lesions(raw_lesions, matrix, file)
+            refinement = _refinement(p.get("to_reference_refinement"), file)
+            lesions = _map_lesions(raw_lesions, matrix, file, refinement)
         raw_faint = p.get("faint_lesions") if lesions is not None else None
         faint: tuple[_Lesion, ...] = ()
         if raw_faint is not None:
             if isinstance(raw_faint, Mapping | str) or not isinstance(raw_faint, Sequence):
                 raise ValueError(
                     f"photo {file!r}: faint_lesions must be a list, got {raw_faint!r}")
-            faint = _map_lesions(raw_faint, matrix, file)
+            faint = _map_lesions(raw_faint, matrix, file, refinement)
         area = None
         reading = p.get("lesion_reading")
         face_centre = None

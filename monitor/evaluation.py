@@ -15,7 +15,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from scipy.stats import spearmanr
 
-from monitor.face import apply_homography
+from monitor.align import photo_to_reference
 
 __all__ = ["LesionScore", "match_lesions", "course_accuracy", "voc_objects"]
 
@@ -111,7 +111,7 @@ def course_accuracy(course, analysis: Mapping) -> dict:
         accepted += 1
         src, dst = course.correspondence(photo.day, reference_day)
         iod = float(np.linalg.norm(dst[468] - dst[473]))
-        mapped = apply_homography(np.asarray(entry["to_reference"]), src)
+        mapped = photo_to_reference(entry, src)
         errors.append(np.linalg.norm(mapped - dst, axis=1) / iod)
         if entry.get("lesions") is not None:
             truth = photo.lesions_in_photo()

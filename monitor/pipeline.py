@@ -28,6 +28,7 @@ from monitor.align import (
     MIN_FACE_MATCH,
     Alignment,
     AlignmentTarget,
+    Refinement,
     align,
     prepare_reference,
 )
@@ -229,6 +230,9 @@ class PhotoResult:
     crop: FaceCrop | None = None
     alignment: Alignment | None = None
     to_reference: np.ndarray | None = None
+    #: The non-rigid correction after ``to_reference`` (:class:`monitor.align.Refinement`,
+    #: with the reference photo's pixels), None where the homography alone is as good.
+    refinement: Refinement | None = None
     measurement: Measurement | None = None
     #: How well the face matches the reference photo's (:attr:`Alignment.face_match`); None
     #: when it was not compared (the reference itself, a photo turned away before alignment).
@@ -274,6 +278,8 @@ class PhotoResult:
         if self.to_reference is not None:
             entry["to_reference"] = [[float(f"{v:.8g}") for v in row]
                                      for row in self.to_reference]
+            entry["to_reference_refinement"] = (None if self.refinement is None
+                                                else self.refinement.to_json())
         if self.alignment is not None:
             entry["alignment_score"] = round(self.alignment.score, 4)
             entry["alignment_method"] = self.alignment.method
@@ -514,22 +520,30 @@ def _measure(crop: FaceCrop, colour: ColourCorrection, *, baseline: RednessBasel
 
 
 def _lesions_in_reference_frame(
-    srgb: np.ndarray, reference: Reference, crop_to_ref: np.ndarray
+    srgb: np.ndarray, reference: Reference, crop_to_ref: np.ndarray,
+    refinement: Refinement | None = None,
 ) -> tuple[LesionRead | None, LesionReading]:
     """Lesions (and faint spots) of a working copy read on the reference's, mapped back.
 
     Every photo of a course is warped onto the reference's working copy and read there on
     the reference's lesion skin (:func:`_lesion_skin`), so that each is read at the same
     physical scale, in the same frame and on the same skin: the same skin gives the same
-    reading whatever the day's framing.
+    reading whatever the day's framing. ``refinement`` (the alignment's non-rigid
+    correction, in the working copies' pixels) follows an expression.
     """
     ref_crop = reference.result.crop
     assert ref_crop is not None
     h, w = reference.skin.shape
-    warped = cv2.warpPerspective(srgb, crop_to_ref, (w, h), flags=cv2.INTER_LINEAR,
-                                 borderMode=cv2.BORDER_REPLICATE)
-    seen = cv2.warpPerspective(np.ones(srgb.shape[:2], np.uint8), crop_to_ref, (w, h),
-                               flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT) > 0
+    if refinement is None:
+        warped = cv2.warpPerspective(srgb, crop_to_ref, (w, h), flags=cv2.INTER_LINEAR,
+                                     borderMode=cv2.BORDER_REPLICATE)
+        seen = cv2.warpPerspective(np.ones(srgb.shape[:2], np.uint8), crop_to_ref, (w, h),
+                                   flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT) > 0
+    else:
+        map_x, map_y = _refined_maps(crop_to_ref, refinement, (w, h))
+        warped = cv2.remap(srgb, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        seen = cv2.remap(np.ones(srgb.shape[:2], np.uint8), map_x, map_y, cv2.INTER_NEAREST,
+                         borderMode=cv2.BORDER_CONSTANT) > 0
     skin = reference.skin & seen
     share = float(skin.sum()) / max(float(reference.skin.sum()), 1.0)
     px_per_mm = ref_crop.face.px_per_mm
@@ -545,8 +559,37 @@ def _lesions_in_reference_frame(
     reading = LesionReading(measured=True, reason=None, skin_seen=share, px_per_mm=px_per_mm,
                             held=held)
     back = np.linalg.inv(crop_to_ref)
-    return LesionRead(_map_lesions(read.lesions, back, srgb.shape[:2]),
-                      _map_lesions(read.faint, back, srgb.shape[:2])), reading
+    return LesionRead(_map_lesions(_refined(read.lesions, refinement), back, srgb.shape[:2]),
+                      _map_lesions(_refined(read.faint, refinement), back, srgb.shape[:2])), \
+        reading
+
+
+def _refined_maps(to_reference: np.ndarray, refinement: Refinement,
+                  size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """``cv2.remap`` maps laying a working copy onto the reference's (``size``, width and
+    height) through ``to_reference`` and its refinement. Both are smooth: the maps are worked
+    out on every fourth pixel and interpolated."""
+    w, h = size
+    step = 4
+    gx, gy = np.meshgrid(np.arange(0, w + step, step, dtype=np.float64),
+                         np.arange(0, h + step, step, dtype=np.float64))
+    source = refinement.from_reference(to_reference, np.c_[gx.ravel(), gy.ravel()])
+    coarse = source.reshape(gx.shape + (2,)).astype(np.float32)
+    # Coarse node (i, j) is pixel (step * j, step * i): pixel (x, y) reads it at (x, y) / step.
+    fine = cv2.warpAffine(coarse, np.float32([[1 / step, 0, 0], [0, 1 / step, 0]]), (w, h),
+                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_REPLICATE)
+    return np.ascontiguousarray(fine[..., 0]), np.ascontiguousarray(fine[..., 1])
+
+
+def _refined(lesions: Sequence[Lesion], refinement: Refinement | None) -> tuple[Lesion, ...]:
+    """Lesions read on the reference's working copy, moved by the refinement onto the skin
+    that the homography lays there (so that the inverse homography finds them in the photo)."""
+    if refinement is None or not lesions:
+        return tuple(lesions)
+    shift = refinement.displacement(np.array([(les.x, les.y) for les in lesions]))
+    return tuple(replace(les, x=les.x + float(dx), y=les.y + float(dy))
+                 for les, (dx, dy) in zip(lesions, shift, strict=True))
 
 
 #: A faint spot where the reference photo has a lesion is counted if its density mass is at
@@ -615,7 +658,7 @@ def _measure_aligned(result: PhotoResult, reference: Reference) -> PhotoResult:
     assert result.quality is not None
     measurement = _measure(crop, colour, baseline=reference.baseline,
                            read_lesions=lambda srgb: _lesions_in_reference_frame(
-                               srgb, reference, crop_to_ref),
+                               srgb, reference, crop_to_ref, result.alignment.refinement),
                            redness=result.quality.redness_measurable and colour.trusted)
     if not colour.trusted:
         result = replace(result, warnings=result.warnings + (COLOUR_UNTRUSTED,))
@@ -683,7 +726,10 @@ def _align_to(result: PhotoResult, reference: Reference, *, strict: bool) -> Pho
         to_reference = np.linalg.inv(ref.crop.to_crop) @ alignment.to_reference @ \
             result.crop.to_crop
         to_reference /= to_reference[2, 2]
-        result = replace(result, alignment=alignment, to_reference=to_reference)
+        refinement = (None if alignment.refinement is None
+                      else alignment.refinement.in_frame(np.linalg.inv(ref.crop.to_crop)))
+        result = replace(result, alignment=alignment, to_reference=to_reference,
+                         refinement=refinement)
         return _measure_aligned(result, reference)
     except MonitorError as error:
         return replace(result, status="rejected", reason=str(error))

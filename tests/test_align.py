@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from monitor.align import align, prepare_reference
+from monitor.align import Refinement, align, photo_to_reference, prepare_reference
 from monitor.face import apply_homography, find_face
 from monitor.synthetic import PoseRange, make_course
 from tests.courses import course
@@ -104,3 +104,66 @@ def test_a_real_cheek_close_up_aligns_on_its_skin_features(tmp_path):
         assert alignment.method == "ecc" and alignment.score > 0.99, (path.name, alignment)
         aligned += 1
     assert aligned >= 3
+
+
+SMILE = PoseRange(expression_iod=0.02)
+
+
+def _refined_errors_iod(c, alignments) -> tuple[np.ndarray, np.ndarray]:
+    """Face-point errors (reference IODs) through the homography alone and refined."""
+    plain, refined = [], []
+    for photo in c.photos[1:]:
+        src, dst = c.correspondence(photo.day, c.photos[0].day)
+        iod = np.linalg.norm(dst[468] - dst[473])
+        result = alignments[photo.day]
+        plain.append(np.linalg.norm(apply_homography(result.to_reference, src) - dst, axis=1))
+        mapped = (apply_homography(result.to_reference, src) if result.refinement is None
+                  else result.refinement.to_reference(result.to_reference, src))
+        refined.append(np.linalg.norm(mapped - dst, axis=1))
+    return np.concatenate(plain) / iod, np.concatenate(refined) / iod
+
+
+@pytest.mark.parametrize(("face", "seed"), [("astronaut", 31), ("hopper_deep", 33)])
+def test_refinement_follows_a_smile(face, seed):
+    """A smile of up to 2 % of the inter-ocular distance: the homography alone misses the
+    mouth corners; with the refinement every face point is within 1.5 % (issue #14)."""
+    c = make_course(seed, days=(0, 1, 2, 3), face=face, pose=SMILE)
+    target = prepare_reference(c.photos[0].image, find_face(c.photos[0].image))
+    alignments = {p.day: align(p.image, find_face(p.image), target) for p in c.photos[1:]}
+    plain, refined = _refined_errors_iod(c, alignments)
+    assert any(a.refinement is not None for a in alignments.values())
+    assert plain.max() > 0.015  # the test would not show anything otherwise
+    assert refined.max() <= 0.015, f"worst {refined.max():.4f} IOD"
+    assert np.median(refined) <= 0.007
+    for a in alignments.values():
+        assert 0.0 <= a.score <= 1.0
+        if a.refinement is not None:
+            assert a.refinement.largest() < 0.07 * target.face.inter_ocular_px
+
+
+def test_no_refinement_without_an_expression():
+    c = make_course(32, days=(0, 1, 2, 3), pose=PoseRange(expression_iod=0.0))
+    target = prepare_reference(c.photos[0].image, find_face(c.photos[0].image))
+    for photo in c.photos[1:]:
+        assert align(photo.image, find_face(photo.image), target).refinement is None
+
+
+def test_refinement_maps_both_ways_and_through_json():
+    rows, cols = np.mgrid[0:30, 0:40].astype(np.float32)
+    refinement = Refinement(
+        grid_to_reference=np.array([[5.0, 0, 20], [0, 5.0, 10], [0, 0, 1]]),
+        dx=(1.5 * np.sin(cols / 6)).astype(np.float32), dy=(np.cos(rows / 5)).astype(np.float32))
+    homography = np.array([[0.98, 0.05, 12.0], [-0.04, 1.03, -7.0], [1e-5, -2e-5, 1.0]])
+    points = np.array([[50.0, 40.0], [120.5, 90.2], [180.0, 150.0], [-40.0, 500.0]])
+    there = refinement.from_reference(homography, points)
+    assert np.abs(refinement.to_reference(homography, there) - points).max() < 1e-3
+    # Beyond the grid the correction is zero: the homography alone.
+    assert np.allclose(there[3], apply_homography(np.linalg.inv(homography), points[3:])[0])
+    again = Refinement.from_json(refinement.to_json())
+    assert np.abs(again.displacement(points) - refinement.displacement(points)).max() < 0.01
+    entry = {"to_reference": homography.tolist(), "to_reference_refinement": refinement.to_json()}
+    assert np.abs(photo_to_reference(entry, there) - points).max() < 0.02
+    assert np.allclose(photo_to_reference({"to_reference": homography.tolist()}, points),
+                       apply_homography(homography, points))
+    with pytest.raises(ValueError, match="same shape"):
+        Refinement.from_json({**refinement.to_json(), "dy": [[0.0]]})

@@ -315,6 +315,35 @@ def test_tracking_goes_through_to_reference():
     assert tracking.tracks[0].x_ref == pytest.approx(100.5)
 
 
+def test_tracking_goes_through_the_refinement():
+    """A photo whose homography is the identity but whose refinement says the skin at the
+    reference's (100, 400) shows 30 px to the right: its lesion there is the same lesion."""
+    refinement = {"grid_to_reference": [[50.0, 0, 0], [0, 50.0, 0], [0, 0, 1]],
+                  "dx": [[30.0] * 12] * 12, "dy": [[0.0] * 12] * 12}
+    photos = [
+        {"file": "a.jpg", "day": 1, "status": "ok", "to_reference": np.eye(3).tolist(),
+         "lesions": [{"x": 100.0, "y": 400.0, "radius": 5.0, "kind": "papule"}]},
+        {"file": "b.jpg", "day": 2, "status": "ok", "to_reference": np.eye(3).tolist(),
+         "to_reference_refinement": refinement,
+         "lesions": [{"x": 131.0, "y": 400.0, "radius": 5.0, "kind": "papule"}]},
+    ]
+    tracking = track_lesions(photos)
+    assert len(tracking.tracks) == 1
+    assert tracking.tracks[0].x_ref == pytest.approx(100.5)
+    del photos[1]["to_reference_refinement"]
+    assert len(track_lesions(photos).tracks) == 2
+
+
+@pytest.mark.parametrize("refinement", [[1, 2], {"dx": [[0.0]], "dy": [[0.0]]},
+                                        {"grid_to_reference": np.eye(3).tolist(),
+                                         "dx": [[0.0, 1.0]], "dy": [[0.0]]}])
+def test_a_malformed_refinement_says_what_was_expected(refinement):
+    photo = {"file": "a.jpg", "status": "ok", "day": 1, "to_reference": np.eye(3).tolist(),
+             "lesions": [{"x": 1, "y": 2}], "to_reference_refinement": refinement}
+    with pytest.raises(ValueError, match="to_reference_refinement"):
+        assess_course([photo])
+
+
 def test_tracking_ignores_records_without_lesion_positions():
     photos = [{"file": "a.jpg", "day": 1, "status": "ok", "lesion_count": 3}]
     assert track_lesions(photos).tracks == ()

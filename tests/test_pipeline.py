@@ -353,3 +353,31 @@ def test_real_photos_of_one_patient_match_and_of_two_do_not(first, then, same):
     result = analyse_photo(photo(then), reference=reference, strict=True)
     assert result.other_face is not same
     assert (result.status == "ok") is same, result.reason
+
+
+def test_a_smile_is_followed_in_the_json(tmp_path):
+    """A course with smiles of up to 2 % of the inter-ocular distance: the JSON's refinement
+    lays every face point within 1.5 % of it onto the reference (issue #14), and the lesions
+    are still read and tracked."""
+    from monitor.align import photo_to_reference
+    from monitor.evaluation import course_accuracy
+    from monitor.synthetic import PoseRange, make_course, write_course
+
+    c = make_course(31, days=(0, 1, 2, 3), pose=PoseRange(expression_iod=0.02))
+    write_course(c, tmp_path)
+    analysis = json.loads(json.dumps(analyse_series([tmp_path], treatment_date=c.treatment_date,
+                                                    strict=True)))
+    entries = {p["file"]: p for p in analysis["photos"]}
+    refined = [e for e in entries.values() if e.get("to_reference_refinement")]
+    assert refined
+    worst = 0.0
+    for photo in c.photos[1:]:
+        entry = entries[f"day{photo.day}.jpg"]
+        assert "to_reference_refinement" in entry
+        src, dst = c.correspondence(photo.day, 0)
+        iod = np.linalg.norm(dst[468] - dst[473])
+        worst = max(worst, float(np.max(np.linalg.norm(photo_to_reference(entry, src) - dst,
+                                                       axis=1)) / iod))
+    assert worst <= 0.015
+    accuracy = course_accuracy(c, analysis)
+    assert accuracy["lesions"].f1 >= 0.9 and accuracy["count_error_mean"] <= 1.5
