@@ -18,7 +18,8 @@ from scipy.spatial.transform import Rotation
 from monitor.face import Face
 
 __all__ = ["Quality", "QualityLimits", "WASHED_OUT_REDNESS", "WASHED_OUT_REFERENCE", "assess",
-           "check_pose", "pose_change_deg", "capture_difference"]
+           "check_pose", "pose_change_deg", "capture_difference", "TURNED_AWAY",
+           "TURNED_A_LITTLE"]
 
 _WORK_IOD_PX = 120.0
 
@@ -133,24 +134,29 @@ def pose_change_deg(face: Face, reference: Face) -> dict[str, float]:
     return {"roll": abs(float(roll)), "yaw": abs(float(yaw)), "pitch": abs(float(pitch))}
 
 
+_TURN_HINT = "Face the camera straight on, as in your first photo, with the phone at eye level."
+#: The problem of a photo whose head the face meshes read as turned too far (yaw or pitch)
+#: from the first photo's; the warning of one turned less far.
+TURNED_AWAY = ("Your head is turned away from the camera compared with your first photo. "
+               + _TURN_HINT)
+TURNED_A_LITTLE = "Your head is turned a little compared with your first photo. " + _TURN_HINT
+
+
 def check_pose(face: Face, reference: Face, *, limits: QualityLimits = DEFAULT_LIMITS
                ) -> tuple[dict[str, float], list[str], list[str]]:
     """Pose change against the reference photo, with problems (reject) and warnings."""
     change = pose_change_deg(face, reference)
     problems: list[str] = []
     warnings: list[str] = []
-    turn_hint = "Face the camera straight on, as in your first photo, with the phone at eye level."
     if change["roll"] > limits.max_roll_change:
         problems.append("Your head is tilted much more than in your first photo. Hold the "
                         "phone upright and keep your head straight.")
     elif change["roll"] > limits.warn_roll_change:
         warnings.append("Your head is tilted compared with your first photo.")
     if change["yaw"] > limits.max_yaw_change or change["pitch"] > limits.max_pitch_change:
-        problems.append("Your head is turned away from the camera compared with your first "
-                        "photo. " + turn_hint)
+        problems.append(TURNED_AWAY)
     elif change["yaw"] > limits.warn_yaw_change or change["pitch"] > limits.warn_pitch_change:
-        warnings.append("Your head is turned a little compared with your first photo. "
-                        + turn_hint)
+        warnings.append(TURNED_A_LITTLE)
     return change, problems, warnings
 
 

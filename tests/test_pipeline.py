@@ -381,3 +381,37 @@ def test_a_smile_is_followed_in_the_json(tmp_path):
     assert worst <= 0.015
     accuracy = course_accuracy(c, analysis)
     assert accuracy["lesions"].f1 >= 0.9 and accuracy["count_error_mean"] <= 1.5
+
+
+def test_a_turn_read_by_the_meshes_alone_is_checked_on_the_skin(monkeypatch):
+    """The meshes of a cheek close-up can read a turn that is not there (issue #14: reject only
+    what cannot be measured): a photo whose skin lays onto the reference's is measured, with
+    a warning; one whose skin does not is turned away as before."""
+    from dataclasses import replace
+
+    import monitor.pipeline as pipeline
+    from monitor.pipeline import analyse_photo
+    from monitor.quality import TURNED_A_LITTLE, TURNED_AWAY
+    from monitor.synthetic import encode_jpeg
+
+    def turned(face, reference):
+        return {"roll": 0.0, "yaw": 30.0, "pitch": 0.0}, [TURNED_AWAY], []
+
+    c = course(31)
+    reference, _ = _reference_and_photo(31)
+    monkeypatch.setattr(pipeline, "check_pose", turned)
+    photo = analyse_photo(encode_jpeg(c.photos[3]), name="d3.jpg", reference=reference,
+                          strict=True)
+    assert photo.status == "ok" and photo.alignment.score >= pipeline._POSE_OVERRULE_SCORE
+    assert TURNED_A_LITTLE in photo.warnings and not photo.quality.problems
+    assert photo.measurement is not None and photo.measurement.lesions is not None
+
+    real_align = pipeline.align
+
+    def poorly(*args, **kwargs):
+        return replace(real_align(*args, **kwargs), method="landmarks", score=0.8)
+
+    monkeypatch.setattr(pipeline, "align", poorly)
+    photo = analyse_photo(encode_jpeg(c.photos[3]), name="d3.jpg", reference=reference,
+                          strict=True)
+    assert photo.status == "rejected" and photo.reason == TURNED_AWAY
