@@ -495,6 +495,7 @@ def _flow_refinement(target: AlignmentTarget,
     grad_y = cv2.Sobel(target.work, cv2.CV_32F, 0, 1)
     energy = cv2.GaussianBlur(grad_x * grad_x + grad_y * grad_y, (0, 0), _TEXTURE_SIGMA_PX)
     energy /= max(float(np.median(energy[mask])), 1e-6)
+    # The plane part is fitted where the face has at least its median detail.
     sample = np.zeros_like(mask)
     sample[::_RIGID_STEP, ::_RIGID_STEP] = True
     ys, xs = np.nonzero(mask & (energy >= 1.0) & sample)
@@ -516,9 +517,10 @@ def _flow_refinement(target: AlignmentTarget,
     weight = inside * energy
     sigma = _FLOW_SIGMA_IOD * WORK_IOD_PX
     cover = _smooth(inside, sigma)
-    total = _smooth(weight, sigma)
+    weight_sum = _smooth(weight, sigma)
     smooth = _smooth(residual * weight[..., None], sigma)
-    smooth = smooth / np.maximum(total, 1e-3)[..., None] * np.clip(2.0 * cover, 0, 1)[..., None]
+    smooth = (smooth / np.maximum(weight_sum, 1e-3)[..., None]
+              * np.clip(2.0 * cover, 0, 1)[..., None])
     size = np.hypot(smooth[..., 0], smooth[..., 1])
     limit = _MAX_FLOW_IOD * WORK_IOD_PX
     smooth *= np.minimum(1.0, limit / np.maximum(size, 1e-6))[..., None]
@@ -533,9 +535,9 @@ def _flow_refinement(target: AlignmentTarget,
     if after < before + _MIN_FLOW_GAIN:
         return None
     scale = float(target.to_work[0, 0])
-    grid = total[::_FLOW_STEP, ::_FLOW_STEP] / np.float32(scale)
+    sampled = total[::_FLOW_STEP, ::_FLOW_STEP] / np.float32(scale)
     grid_to_work = np.diag([float(_FLOW_STEP), float(_FLOW_STEP), 1.0])
     refinement = Refinement(grid_to_reference=cv2.invert(target.to_work)[1] @ grid_to_work,
-                            dx=np.ascontiguousarray(grid[..., 0]),
-                            dy=np.ascontiguousarray(grid[..., 1]))
+                            dx=np.ascontiguousarray(sampled[..., 0]),
+                            dy=np.ascontiguousarray(sampled[..., 1]))
     return refinement, after
