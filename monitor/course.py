@@ -591,8 +591,7 @@ def _refinement(data: object, file: str) -> Refinement | None:
         if not isinstance(data, Mapping):
             raise TypeError
         refinement = Refinement.from_json(dict(data))
-        assert refinement is not None
-        ok = (refinement.grid_to_reference.shape == (3, 3)
+        ok = (refinement is not None and refinement.grid_to_reference.shape == (3, 3)
               and np.all(np.isfinite(refinement.grid_to_reference))
               and np.all(np.isfinite(refinement.dx)) and np.all(np.isfinite(refinement.dy)))
     except (KeyError, TypeError, ValueError):

@@ -746,7 +746,8 @@ def _align_to(result: PhotoResult, reference: Reference, *, strict: bool) -> Pho
         if turned:
             if alignment.method != "ecc" or alignment.score < _POSE_OVERRULE_SCORE:
                 raise PoorPhotoQuality(" ".join(problems))
-            quality = replace(quality, problems=result.quality.problems[:-len(problems)],
+            quality = replace(quality, problems=tuple(p for p in quality.problems
+                                                      if p != TURNED_AWAY),
                               warnings=quality.warnings + (TURNED_A_LITTLE,))
             result = replace(result, quality=quality, warnings=quality.warnings)
         to_reference = np.linalg.inv(ref.crop.to_crop) @ alignment.to_reference @ \
