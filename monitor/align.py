@@ -94,9 +94,9 @@ class Refinement:
     def to_reference(self, to_reference: np.ndarray, points: np.ndarray) -> np.ndarray:
         """The reference points that the photo's (N, 2) ``points`` show.
 
-        Solves ``p + d(p) = H(x)`` by fixed-point steps: ``d`` is smooth and moves points by
-        a few per cent of the inter-ocular distance, so three steps reach a hundredth of a
-        pixel.
+        Solves ``p + d(p) = H(x)`` by four fixed-point steps: ``d`` is smooth and moves
+        points by a few per cent of the inter-ocular distance, so that reaches a hundredth of
+        a pixel.
         """
         target = apply_homography(to_reference, np.asarray(points, np.float64).reshape(-1, 2))
         p = target.copy()
@@ -380,6 +380,7 @@ def align(rgb: np.ndarray, face: Face, target: AlignmentTarget) -> Alignment:
     # Photo -> reference working frame by the landmark estimate, then refine on content.
     photo_to_work = target.to_work @ landmark_h
     warped = _bandpass(_resample(grey, photo_to_work, (width, height)))
+    landmark_warped = warped  # the photo laid on by the landmark fit, band-passed
     method, to_reference = "landmarks", landmark_h
     score = _correlation(target.work, warped, target.mask)
     try:
@@ -413,8 +414,9 @@ def align(rgb: np.ndarray, face: Face, target: AlignmentTarget) -> Alignment:
                 candidate = np.linalg.inv(target.to_work) @ np.linalg.inv(refine) @ start
                 method, to_reference, score = "ecc", candidate / candidate[2, 2], rho
     refinement = None
-    warped = _bandpass(_resample(grey, target.to_work @ to_reference, (width, height)))
-    refined = _flow_refinement(target, warped)
+    laid = landmark_warped if to_reference is landmark_h else _bandpass(
+        _resample(grey, target.to_work @ to_reference, (width, height)))
+    refined = _flow_refinement(target, laid)
     if refined is not None:
         refinement, score = refined
     return Alignment(to_reference=to_reference, score=float(np.clip(score, 0.0, 1.0)),
@@ -444,7 +446,8 @@ _RIGID_RANSAC_PX = 0.3
 #: The correction fades to zero over this much of the working image's edge (inter-ocular
 #: distances), well beyond the face (the working image has a quarter of the face box around).
 _EDGE_FADE_IOD = 0.1
-#: The correction moves no point further than this (inter-ocular distances).
+#: The local part of the correction (beyond its plane part) moves no point further than
+#: this (inter-ocular distances).
 _MAX_FLOW_IOD = 0.06
 #: Grid step of the stored correction, in working pixels (inter-ocular distance 100).
 _FLOW_STEP = 6
