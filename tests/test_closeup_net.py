@@ -278,3 +278,23 @@ def test_calibration_fit_weighs_every_grade_the_same():
     assert fit(totals, counts, ("a.onnx",))(20.0) == pytest.approx(10.0)
     # Each grade a third: two thirds have 20 or more, one third 40.
     assert fit(totals, counts, ("a.onnx",), grades)(20.0) == pytest.approx(20.0)
+
+
+def test_residual_peaks_find_the_lesions_that_merged_into_one_peak():
+    # Two lesions 1.5 cells apart read as one peak of mass ~2; a third stands alone.
+    prep = cn.PreparedInput(np.zeros((1, 3, 320, 320), np.float32), 0.5, 320, 320)
+    out = _blob_map(80, 80, [(20.0, 20.0, 1.0), (20.0, 21.5, 1.0), (60.0, 60.0, 1.0)],
+                    np.log(12.0))
+    peaks = cn.density_peaks(out, prep)
+    assert len(peaks.x) == 2 and peaks.expected_count == pytest.approx(3.0, abs=0.01)
+    more = cn.residual_peaks(out, prep, peaks, 1)
+    assert len(more.x) == 1 and 0.0 < more.mass[0] <= 1.0
+    # The merged peak sits between the two; the new one is on the pair, not on the lone one.
+    cells = np.array([[(20 + 0.5) * 8 - 0.5, (20 + 0.5) * 8 - 0.5],
+                      [(21.5 + 0.5) * 8 - 0.5, (20 + 0.5) * 8 - 0.5]])
+    both = np.r_[np.c_[peaks.x, peaks.y][np.argmax(peaks.mass)][None], np.c_[more.x, more.y]]
+    assert np.hypot(*(both.mean(0) - cells.mean(0))) < 6.0
+    assert np.hypot(*(both[0] - both[1])) > 3.0
+    # Asked for more, it finds little mass left once every lesion has its place.
+    five = cn.residual_peaks(out, prep, peaks, 5)
+    assert five.mass[0] == pytest.approx(more.mass[0]) and (five.mass[1:] < 0.35).all()

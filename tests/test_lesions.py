@@ -350,15 +350,16 @@ def test_dev_count_rank_agreement(dev_accuracy):
 
 
 def test_dev_count_error(dev_accuracy):
-    # Target 4 per photo: 3.90 measured with three networks (4.18 with the first two, 4.60
-    # with the mean count on the whole map's total, 5.33 read at the training versions' 320 px,
-    # 5.67 before any count calibration). Most of it is on the most severe photos (50-63 boxes
-    # each), which are still counted low.
-    assert dev_accuracy.count_mae <= 4.0
+    # Issue #13's target 3.5 per photo, not met yet: 3.65 measured with three networks and the
+    # lesions of crowded peaks read off the residual map (3.90 with only the peaks listed, 4.18
+    # with the first two networks, 4.60 with the mean count on the whole map's total, 5.33 read
+    # at the training versions' 320 px, 5.67 before any count calibration). Most of it is on
+    # the most severe photos (50-63 boxes each), which are still counted low.
+    assert dev_accuracy.count_mae <= 3.75
 
 
 def test_dev_f1(dev_accuracy):
-    # Target 0.55: 0.668 measured.
+    # Target 0.55: 0.671 measured.
     assert dev_accuracy.f1 >= 0.60
 
 
