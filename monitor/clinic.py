@@ -17,11 +17,15 @@ earlier reference photo, or an explicit re-analysis.
 
 from __future__ import annotations
 
+import hashlib
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from importlib import metadata
+from pathlib import Path
 
 import monitor
 from monitor.course import Course, Symptoms, assess_course
@@ -44,14 +48,59 @@ __all__ = [
     "apply_corrections",
     "check_in_photo",
     "course_view",
+    "engine_version",
     "reanalyse_all",
     "reanalyse_patient",
     "reference_for",
     "triage",
 ]
 
-#: Written with every stored analysis, so that photos analysed by an older engine can be found.
-ENGINE_VERSION = f"{SCHEMA}+{monitor.__version__}"
+#: The libraries whose versions can change what the engine reads off a photo.
+_ENGINE_LIBRARIES = ("numpy", "opencv-python-headless", "opencv-python", "mediapipe", "scipy",
+                     "pillow", "pillow-heif")
+_IMPORT_OF_MONITOR = re.compile(r"^\s*(?:from|import)\s+monitor\.(\w+)", re.MULTILINE)
+
+
+def engine_version(package: Path | None = None) -> str:
+    """What analysed a photo: the schema, the package version and a digest of the engine.
+
+    The digest covers the source of every module the per-photo engine (:mod:`monitor.pipeline`)
+    imports, directly or not; every file shipped in ``models/`` (networks, calibrations, the
+    rule models); and the versions of the libraries it computes with. So any change that can
+    change an analysis (a model refitted, a threshold moved, OpenCV upgraded) gives another
+    version, and ``reanalyse --outdated`` finds the photos analysed before it. A change to a
+    docstring gives one too: re-analysing then changes nothing, which is the safe side.
+    ``package`` is the ``monitor`` folder to read (this one by default).
+    """
+    package = Path(monitor.__file__).parent if package is None else Path(package)
+    digest = hashlib.sha256()
+    seen: set[str] = set()
+    todo = ["pipeline"]
+    while todo:
+        name = todo.pop()
+        if name in seen or not (package / f"{name}.py").is_file():
+            continue
+        seen.add(name)
+        source = (package / f"{name}.py").read_bytes()
+        todo.extend(_IMPORT_OF_MONITOR.findall(source.decode("utf-8")))
+    for name in sorted(seen):
+        digest.update(f"{name}.py\0".encode())
+        digest.update((package / f"{name}.py").read_bytes())
+    for path in sorted((package / "models").glob("*")):
+        if path.is_file():
+            digest.update(f"models/{path.name}\0".encode())
+            digest.update(path.read_bytes())
+    for library in _ENGINE_LIBRARIES:
+        try:
+            digest.update(f"{library}=={metadata.version(library)}\0".encode())
+        except metadata.PackageNotFoundError:
+            pass
+    return f"{SCHEMA}+{monitor.__version__}+{digest.hexdigest()[:16]}"
+
+
+#: Written with every stored analysis, so that photos analysed by another engine can be found
+#: (:func:`engine_version`).
+ENGINE_VERSION = engine_version()
 
 Progress = Callable[[int, int, str], None]
 

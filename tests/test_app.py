@@ -533,3 +533,23 @@ def test_sign_in_page_pauses_a_password_guesser_in_plain_words(demo):
     at = _click(at, "Sign in")
     assert "Too many" in at.error[0].value and "Traceback" not in _texts(at)
     assert at.title[0].value == "Breakout Monitor"
+
+
+def test_reanalyse_outdated_runs_the_engine_again_only_where_another_engine_wrote(demo):
+    from monitor.clinic import ENGINE_VERSION, reanalyse_all
+
+    doctor = demo.user("doctor")
+    patients = demo.patients(doctor)
+    assert all(p.engine_version == ENGINE_VERSION
+               for patient in patients for p in demo.photos(doctor, patient.id))
+    assert reanalyse_all(demo, only_outdated=True) == 0
+    stale = next(p for p in patients if len(demo.photos(doctor, p.id)) >= 2)
+    photo = demo.photos(doctor, stale.id)[1]
+    demo.save_analysis(doctor, photo.id, photo.result, engine_version="monitor.analysis/1+0.0.9",
+                       reference_photo_id=photo.reference_photo_id)
+    seen = []
+    done = reanalyse_all(demo, only_outdated=True, progress=lambda i, n, name: seen.append(n))
+    photos = demo.photos(doctor, stale.id)
+    assert done == len(photos) and seen and set(seen) == {len(photos)}
+    assert all(p.engine_version == ENGINE_VERSION and p.status == "ok" for p in photos)
+    assert reanalyse_all(demo, only_outdated=True) == 0

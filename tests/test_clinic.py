@@ -1,0 +1,54 @@
+"""The clinic workflow's engine version: what marks a stored analysis as made by another engine."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+import monitor
+from monitor.clinic import ENGINE_VERSION, engine_version
+
+PACKAGE = Path(monitor.__file__).parent
+
+
+@pytest.fixture()
+def package(tmp_path) -> Path:
+    """A copy of the monitor package's sources and models, to change."""
+    copy = tmp_path / "monitor"
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    return copy
+
+
+def test_the_shipped_engine_has_the_version_written_with_its_analyses(package):
+    assert engine_version(package) == ENGINE_VERSION == engine_version()
+    assert ENGINE_VERSION.startswith(f"monitor.analysis/1+{monitor.__version__}+")
+
+
+def test_a_changed_model_file_changes_the_version(package):
+    model = sorted((package / "models").glob("*.onnx"))[0]
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 1  # one weight's bit
+    model.write_bytes(bytes(data))
+    assert engine_version(package) != ENGINE_VERSION
+    calibration = package / "models" / "closeup_count_calibration.json"
+    shutil.copy(PACKAGE / "models" / model.name, model)
+    assert engine_version(package) == ENGINE_VERSION
+    calibration.write_text(calibration.read_text().replace("58.0", "59.0"))
+    assert engine_version(package) != ENGINE_VERSION
+
+
+@pytest.mark.parametrize("module", ["lesions", "closeup_net", "colour", "photo"])
+def test_a_changed_engine_module_changes_the_version(package, module):
+    # closeup_net is reached only through lesions.
+    source = package / f"{module}.py"
+    source.write_text(source.read_text() + "\n_TUNED = 0.5\n")
+    assert engine_version(package) != ENGINE_VERSION
+
+
+@pytest.mark.parametrize("module", ["report", "charts", "store"])
+def test_modules_outside_the_engine_do_not_change_it(package, module):
+    source = package / f"{module}.py"
+    source.write_text(source.read_text() + "\n_LAYOUT = 2\n")
+    assert engine_version(package) == ENGINE_VERSION
