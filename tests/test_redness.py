@@ -230,8 +230,9 @@ def test_a_colour_card_is_found_and_read_in_order():
 def test_with_a_colour_card_the_card_sets_the_light():
     """A card in every photo, the light tinted (±15 %) and the surroundings of every other
     photo too: the card is the reference of every later photo, and the redness index stays
-    within 0.7 a* of the same course under unchanged light and surroundings (at most 0.60
-    over 40 such photos in benchmarks/surroundings.py --card)."""
+    within 0.45 a* of the same course under unchanged light and surroundings (at most 0.36
+    over 40 such photos in benchmarks/surroundings.py --card; 0.64 when only the card's grey
+    patches gave the gains)."""
     from tests.scripts import load_script
 
     bench = load_script("benchmarks/surroundings.py")
@@ -247,5 +248,21 @@ def test_with_a_colour_card_the_card_sets_the_light():
         assert lit[name]["colour_card"] is True
         assert lit[name]["colour"]["reference"] == "card"
         moved = lit[name]["redness"]["index"] - still[name]["redness"]["index"]
-        assert abs(moved) <= 0.7, (name, moved)
+        assert abs(moved) <= 0.45, (name, moved)
     assert bench.read(make_course(52, days=(0, 1)))["day1.jpg"]["colour_card"] is None
+
+
+def test_the_card_gains_rest_on_all_its_patches():
+    from monitor.colour import COLORCHECKER_SRGB, _card_gains, srgb_to_linear
+
+    reference = srgb_to_linear(COLORCHECKER_SRGB[None])[0].astype(np.float64)
+    gains = np.array([0.88, 1.0, 1.12])
+    photo = reference / gains
+    # A JPEG's offsets hit the dark greys hardest: several per cent of their linear value.
+    rng = np.random.default_rng(3)
+    photo[20:24] *= 1 + rng.choice([-0.04, 0.04], (4, 3))
+    found, patches = _card_gains(photo, reference)
+    assert patches >= 20
+    assert np.allclose(found, gains, rtol=0.004), found
+    # Read in the dark, most patches are too dark to trust: no gains rather than poor ones.
+    assert _card_gains(reference * 0.03, reference) is None
