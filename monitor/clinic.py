@@ -56,8 +56,8 @@ __all__ = [
 ]
 
 #: The libraries whose versions can change what the engine reads off a photo.
-_ENGINE_LIBRARIES = ("numpy", "opencv-python-headless", "opencv-python", "mediapipe", "scipy",
-                     "pillow", "pillow-heif")
+_ENGINE_LIBRARIES = ("numpy", "opencv-contrib-python", "opencv-python-headless", "opencv-python",
+                     "mediapipe", "scipy", "pillow", "pillow-heif")
 _IMPORT_OF_MONITOR = re.compile(r"^\s*(?:from|import)\s+monitor\.(\w+)", re.MULTILINE)
 
 

@@ -571,6 +571,11 @@ _PROCESS_LOCKS: dict[str, threading.Lock] = {}
 _PROCESS_LOCKS_GUARD = threading.Lock()
 
 
+#: The PostgreSQL advisory lock key that serialises schema upgrades (any fixed 64-bit number;
+#: this one spells "monitor" in ASCII).
+_UPGRADE_LOCK = 0x6D6F6E69746F72
+
+
 def _alembic_config(connection: Any) -> Any:
     from alembic.config import Config
 
@@ -611,6 +616,12 @@ class Store:
         kwargs: dict = {}
         if is_sqlite:
             kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
+        else:
+            # A server restarted under the app leaves dead connections in the pool: each is
+            # tested before use. A page load takes a few connections at most; every app
+            # server keeps up to 15, so a server's default 100 serves six app servers.
+            kwargs.update(pool_pre_ping=True, pool_size=5, max_overflow=10,
+                          pool_recycle=3600)
         self.engine = create_engine(self.url, **kwargs)
         if is_sqlite:
             @event.listens_for(self.engine, "connect")
@@ -643,6 +654,12 @@ class Store:
                 connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
                 connection.commit()
             with connection.begin():
+                if not self._is_sqlite:
+                    # Every app server upgrades on open: on PostgreSQL the first holds this
+                    # lock until its upgrade commits (schema changes are transactional there),
+                    # the others then find the schema at head. The file lock above serialises
+                    # only the processes of one host.
+                    connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_UPGRADE_LOCK})")
                 command.upgrade(_alembic_config(connection), "head")
             if self._is_sqlite:
                 broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 from pathlib import Path
 
@@ -10,29 +12,51 @@ from streamlit.testing.v1 import AppTest
 
 from monitor.demo import build_demo
 from monitor.store import Store
+from tests.conftest import postgres_database
 from tests.scripts import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_images"
 
 
-@pytest.fixture(scope="session")
-def demo_template(tmp_path_factory):
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def demo_template(request, tmp_path_factory):
+    """The demo clinic built once per backend: its data folder and database URL (None for
+    the SQLite file inside the folder)."""
     folder = tmp_path_factory.mktemp("demo_template") / "data"
-    build_demo(folder).close()
-    return folder
+    if request.param == "sqlite":
+        build_demo(folder).close()
+        yield folder, None
+        return
+    with postgres_database() as url:
+        before = os.environ.get("MONITOR_DATABASE_URL")
+        os.environ["MONITOR_DATABASE_URL"] = url
+        try:
+            build_demo(folder).close()
+        finally:
+            if before is None:
+                del os.environ["MONITOR_DATABASE_URL"]
+            else:
+                os.environ["MONITOR_DATABASE_URL"] = before
+        yield folder, url
 
 
 @pytest.fixture()
 def demo(demo_template, tmp_path, monkeypatch):
     """A fresh copy of the demo clinic, and the app pointed at it."""
+    template, template_url = demo_template
     folder = tmp_path / "data"
-    shutil.copytree(demo_template, folder)
+    shutil.copytree(template, folder)
     monkeypatch.setenv("MONITOR_DATA", str(folder))
     monkeypatch.chdir(ROOT)
-    store = Store(folder)
-    yield store
-    store.close()
+    with contextlib.ExitStack() as stack:
+        url = None
+        if template_url is not None:
+            url = stack.enter_context(postgres_database(template=template_url))
+            monkeypatch.setenv("MONITOR_DATABASE_URL", url)
+        store = Store(folder, url=url)
+        yield store
+        store.close()
 
 
 def _app(store: Store | None = None, username: str | None = None) -> AppTest:

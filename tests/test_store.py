@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from sqlalchemy import text
 
 from monitor.store import (
     AccessDenied,
@@ -25,6 +26,10 @@ from monitor.store import (
 )
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_images"
+
+
+def _on_sqlite(store: Store) -> bool:
+    return store.engine.dialect.name == "sqlite"
 
 
 def _jpeg(seed: int, *, gps: bool = False) -> bytes:
@@ -41,9 +46,10 @@ def _jpeg(seed: int, *, gps: bool = False) -> bytes:
 
 
 @pytest.fixture()
-def clinic(tmp_path):
-    """A store with one clinician, two patients (with accounts) and a second clinician."""
-    store = Store(tmp_path / "data")
+def clinic(tmp_path, database_url):
+    """A store with one clinician, two patients (with accounts) and a second clinician, on
+    SQLite and on PostgreSQL (``database_url``, tests/conftest.py)."""
+    store = Store(tmp_path / "data", url=database_url)
     doc = store.create_user("doc", "correct horse", role="clinician", display_name="Dr Doc")
     other_doc = store.create_user("doc2", "correct horse", role="clinician")
     store.create_user("ann", "ann password", role="patient", display_name="Ann")
@@ -63,8 +69,13 @@ def test_passwords_are_hashed_and_checked(clinic, tmp_path):
     assert store.authenticate("doc", "correct horse").role == "clinician"
     assert store.authenticate("doc", "wrong") is None
     assert store.authenticate("nobody", "correct horse") is None
-    raw = b"".join(p.read_bytes() for p in (tmp_path / "data").glob("monitor.sqlite*"))
-    assert b"correct horse" not in raw and b"$argon2id$" in raw
+    with store.engine.connect() as c:
+        hashes = c.execute(text("select password_hash from users")).scalars().all()
+    assert hashes and all(h.startswith("$argon2id$") and "correct horse" not in h
+                          for h in hashes)
+    if _on_sqlite(store):  # nor in the database's files
+        raw = b"".join(p.read_bytes() for p in (tmp_path / "data").glob("monitor.sqlite*"))
+        assert b"correct horse" not in raw and b"$argon2id$" in raw
 
 
 @pytest.mark.parametrize("username, password, role, message", [
@@ -217,7 +228,7 @@ def test_process_killed_mid_upload_is_cleaned_on_open(clinic, tmp_path):
     script = textwrap.dedent(f"""
         import os
         from monitor.store import Store
-        store = Store({str(tmp_path / 'data')!r})
+        store = Store({str(tmp_path / 'data')!r}, url={store.url!r})
         ann = store.user("ann")
         store._commit = lambda session: os._exit(3)
         store.add_photo(ann, ann.patient_id, {_jpeg(7)!r}, file_name="a.jpg")
@@ -226,7 +237,7 @@ def test_process_killed_mid_upload_is_cleaned_on_open(clinic, tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 3, done.stderr
     assert stored_photo_count(store) == 1  # the orphan the crash left...
-    reopened = Store(tmp_path / "data")
+    reopened = Store(tmp_path / "data", url=store.url)
     assert stored_photo_count(reopened) == 0  # ...is gone once the store is opened again
     ann = reopened.user("ann")
     assert reopened.photos(ann, ann.patient_id) == []
@@ -292,15 +303,13 @@ def test_erasure_removes_every_row_and_file(clinic):
     with store.engine.connect() as c:
         for table in ("photos", "analyses", "checkins", "notes", "lesion_corrections",
                       "treatments"):
-            rows = c.exec_driver_sql(f"select count(*) from {table} where "
-                                     + ("patient_id" if table not in ("analyses",
-                                                                      "lesion_corrections")
-                                        else "photo_id") + " = ?", (
-                                         ann_id if table not in ("analyses", "lesion_corrections")
-                                         else photo.id,)).scalar()
+            by_photo = table in ("analyses", "lesion_corrections")
+            rows = c.execute(text(f"select count(*) from {table} where "
+                                  + ("photo_id" if by_photo else "patient_id") + " = :id"),
+                             {"id": photo.id if by_photo else ann_id}).scalar()
             assert rows == 0, table
-        rows = c.exec_driver_sql("select actor_name, action, detail from audit_log where "
-                                 "patient_id = ?", (ann_id,)).all()
+        rows = c.execute(text("select actor_name, action, detail from audit_log where "
+                              "patient_id = :id"), {"id": ann_id}).all()
         assert [tuple(r) for r in rows] == [
             (f"clinician #{doc.id}", "erase_patient",
              f"patient #{ann_id} erased by clinician #{doc.id}")]
@@ -320,13 +329,14 @@ def test_schema_matches_the_migrations(clinic):
     store, *_ = clinic
     with store.engine.connect() as connection:
         diff = compare_metadata(MigrationContext.configure(connection), METADATA)
-        mode = connection.exec_driver_sql("PRAGMA journal_mode").scalar()
-    assert diff == [] and mode == "wal"
+        if _on_sqlite(store):
+            assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    assert diff == []
 
 
 def test_opening_twice_keeps_data(clinic, tmp_path):
     store, doc, *_ = clinic
-    again = Store(tmp_path / "data")
+    again = Store(tmp_path / "data", url=store.url)
     assert again.authenticate("doc", "correct horse") is not None
     again.close()
 
@@ -357,7 +367,7 @@ def test_erased_ids_are_never_given_again_and_a_stale_user_reads_nothing(clinic)
 def test_a_user_whose_role_changed_is_signed_out(clinic):
     store, doc, other_doc, ann, *_ = clinic
     with store.engine.begin() as c:
-        c.exec_driver_sql("update users set role = 'clinician' where id = ?", (ann.id,))
+        c.execute(text("update users set role = 'clinician' where id = :id"), {"id": ann.id})
     assert store.current(ann) is None
     with pytest.raises(AccessDenied):
         store.patients(ann)
@@ -459,6 +469,7 @@ def test_users_add_creates_nothing_when_it_fails(clinic, tmp_path, monkeypatch, 
 
     store, *_ = clinic
     data = str(tmp_path / "data")
+    monkeypatch.setenv("MONITOR_DATABASE_URL", store.url)  # the command finds the same store
     cases = [
         (["jane", "--role", "patient", "--clinician", "nobody"], "quiet orchard path",
          "no clinician named"),
@@ -508,7 +519,10 @@ def test_a_session_cookie_is_claimed_once_and_expires_when_idle(clinic):
     late_id, late_ticket = store.start_session(doc)
     clock.advance(minutes=3)
     assert store.claim_session(late_ticket) is None  # a ticket lasts 2 minutes
-    raw = b"".join(p.read_bytes() for p in store.data_dir.glob("monitor.sqlite*"))
+    with store.engine.connect() as c:
+        raw = repr(c.execute(text("select * from sessions")).all()).encode()
+    if _on_sqlite(store):
+        raw += b"".join(p.read_bytes() for p in store.data_dir.glob("monitor.sqlite*"))
     assert token.encode() not in raw and ticket.encode() not in raw  # hashes only
 
 
@@ -560,9 +574,9 @@ def test_erasure_leaves_no_byte_of_the_patient_in_the_data_folder(clinic):
     store.delete_patient(doc, pid, confirm_name=name)
     assert leftovers() == []  # ...and erasure leaves none, while the store is open
     with store.engine.connect() as c:
-        rows = c.exec_driver_sql("select actor_id, actor_name, action, patient_id, detail "
-                                 "from audit_log where patient_id = ? or actor_id = ?",
-                                 (pid, zelda.id)).all()
+        rows = c.execute(text("select actor_id, actor_name, action, patient_id, detail "
+                              "from audit_log where patient_id = :patient or actor_id = :user"),
+                         {"patient": pid, "user": zelda.id}).all()
     assert [r[2] for r in rows] == ["erase_patient"] and rows[0][0] == doc.id
 
 
@@ -579,7 +593,7 @@ def test_stale_temporary_files_go_on_open_whatever_their_age(clinic, tmp_path):
     held.write_bytes(b"an upload in progress")
     with open(held, "rb") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
-        reopened = Store(tmp_path / "data")
+        reopened = Store(tmp_path / "data", url=store.url)
         assert not stale.exists() and held.exists()
     reopened.recover()
     assert not held.exists()
@@ -596,8 +610,8 @@ def test_files_are_private_to_the_server_user(clinic):
     store.add_photo(ann, ann_id, _jpeg(1), file_name="a.jpg")
     files = [p for p in store.data_dir.rglob("*") if p.is_file()]
     folders = [store.data_dir, *(p for p in store.data_dir.rglob("*") if p.is_dir())]
-    assert any(p.suffix == ".jpg" for p in files) and any(p.name == "monitor.sqlite-wal"
-                                                          for p in files)
+    assert any(p.suffix == ".jpg" for p in files)
+    assert not _on_sqlite(store) or any(p.name == "monitor.sqlite-wal" for p in files)
     for path in files:
         assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
     for path in folders:
@@ -675,8 +689,63 @@ def test_a_store_of_an_earlier_version_is_made_private_on_open(clinic, tmp_path)
         path.chmod(0o644)
     for path in store.photo_dir.glob("??"):
         path.chmod(0o755)
-    Store(tmp_path / "data").close()
+    Store(tmp_path / "data", url=store.url).close()
     for path in files:
         assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
     for path in store.photo_dir.glob("??"):
         assert stat.S_IMODE(path.stat().st_mode) == 0o700, path
+
+
+def test_app_servers_opening_a_fresh_database_at_once_all_start(tmp_path, database_url):
+    """Four processes open the same new database at the same moment and each upgrades the
+    schema on open: on PostgreSQL (one data folder per host, so no shared lock file) an
+    advisory lock lets the first create it and the others find it done."""
+    if database_url is None:
+        database_url = f"sqlite:///{tmp_path / 'data' / 'monitor.sqlite'}"
+        folders = [tmp_path / "data"] * 4  # SQLite: one host, one folder
+    else:
+        folders = [tmp_path / f"host{i}" for i in range(4)]
+    script = textwrap.dedent("""
+        import sys, time
+        from monitor.store import Store
+        start = float(sys.argv[3])
+        time.sleep(max(0.0, start - time.time()))
+        store = Store(sys.argv[1], url=sys.argv[2])
+        print(len(store.clinicians()))
+        store.close()
+    """)
+    import time
+
+    start = str(time.time() + 3.0)  # past every interpreter's start-up
+    runs = [subprocess.Popen([sys.executable, "-c", script, str(folder), database_url, start],
+                             cwd=Path(__file__).parent.parent, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for folder in folders]
+    results = [(run.wait(timeout=120), *run.communicate()) for run in runs]
+    assert [(code, out.strip()) for code, out, _ in results] == [(0, "0")] * 4, \
+        [err[-500:] for _, _, err in results]
+    store = Store(folders[0], url=database_url)
+    store.create_user("doc", "correct horse", role="clinician")
+    assert [u.username for u in store.clinicians()] == ["doc"]
+    store.close()
+
+
+def test_a_database_restart_costs_no_failed_request(tmp_path):
+    """The server drops every connection (as a restart does): the pool's connections are
+    tested before use, so the next call opens a new one instead of failing."""
+    from sqlalchemy import create_engine
+
+    from tests.conftest import POSTGRES_URL, postgres_database
+
+    with postgres_database() as url:
+        store = Store(tmp_path / "data", url=url)
+        store.create_user("doc", "correct horse", role="clinician")
+        assert store.authenticate("doc", "correct horse") is not None  # a pooled connection
+        admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as c:
+            dropped = c.execute(text("select count(pg_terminate_backend(pid)) from "
+                                     "pg_stat_activity where datname = :name"),
+                                {"name": store.engine.url.database}).scalar()
+        admin.dispose()
+        assert dropped >= 1
+        assert store.authenticate("doc", "correct horse") is not None
+        store.close()
