@@ -74,18 +74,17 @@ def engine_version(package: Path | None = None) -> str:
     """
     package = Path(monitor.__file__).parent if package is None else Path(package)
     digest = hashlib.sha256()
-    seen: set[str] = set()
+    sources: dict[str, bytes] = {}
     todo = ["pipeline"]
     while todo:
         name = todo.pop()
-        if name in seen or not (package / f"{name}.py").is_file():
+        if name in sources or not (package / f"{name}.py").is_file():
             continue
-        seen.add(name)
-        source = (package / f"{name}.py").read_bytes()
-        todo.extend(_IMPORT_OF_MONITOR.findall(source.decode("utf-8")))
-    for name in sorted(seen):
+        sources[name] = (package / f"{name}.py").read_bytes()
+        todo.extend(_IMPORT_OF_MONITOR.findall(sources[name].decode("utf-8")))
+    for name in sorted(sources):
         digest.update(f"{name}.py\0".encode())
-        digest.update((package / f"{name}.py").read_bytes())
+        digest.update(sources[name])
     for path in sorted((package / "models").glob("*")):
         if path.is_file():
             digest.update(f"models/{path.name}\0".encode())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 from pathlib import Path
 
@@ -29,15 +28,9 @@ def demo_template(request, tmp_path_factory):
         yield folder, None
         return
     with postgres_database() as url:
-        before = os.environ.get("MONITOR_DATABASE_URL")
-        os.environ["MONITOR_DATABASE_URL"] = url
-        try:
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("MONITOR_DATABASE_URL", url)
             build_demo(folder).close()
-        finally:
-            if before is None:
-                del os.environ["MONITOR_DATABASE_URL"]
-            else:
-                os.environ["MONITOR_DATABASE_URL"] = before
         yield folder, url
 
 
