@@ -654,7 +654,7 @@ class Store:
                 connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
                 connection.commit()
             with connection.begin():
-                if not self._is_sqlite:
+                if self.engine.dialect.name == "postgresql":
                     # Every app server upgrades on open: on PostgreSQL the first holds this
                     # lock until its upgrade commits (schema changes are transactional there),
                     # the others then find the schema at head. The file lock above serialises
