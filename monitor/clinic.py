@@ -9,7 +9,7 @@ earlier reference photo, or an explicit re-analysis.
 
     check_in_photo(store, actor, patient_id, data, file_name=...) -> CheckInOutcome
     reanalyse_patient(store, actor, patient_id, progress=...)      -> int photos analysed
-    reanalyse_all(store, progress=...)                              (python -m monitor reanalyse)
+    (every patient's, serially or on Dask: monitor.reanalysis, python -m monitor reanalyse)
     course_view(store, actor, patient_id)                           -> CourseView
     triage(store, actor)                                            -> list[TriageRow]
     apply_corrections(photo_json, corrections)                      -> photo_json (pure)
@@ -21,7 +21,7 @@ import hashlib
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from importlib import metadata
@@ -49,7 +49,6 @@ __all__ = [
     "check_in_photo",
     "course_view",
     "engine_version",
-    "reanalyse_all",
     "reanalyse_patient",
     "reference_for",
     "triage",
@@ -223,18 +222,40 @@ def _check_in_photo(store: Store, actor: User, patient_id: int, data: bytes, *,
 
 
 def reanalyse_patient(store: Store, actor: User, patient_id: int, *,
-                      progress: Progress | None = None) -> int:
+                      progress: Progress | None = None,
+                      keep: Collection[int] = frozenset()) -> int:
     """Run the engine again on every stored photo of a patient; returns photos analysed.
 
     The reference is the earliest photo (by capture time) that passes the quality gate and
     whose redness can be measured (:func:`monitor.pipeline.fit_as_reference`).
+
+    Parameters
+    ----------
+    keep : collection of int
+        Photos whose current analysis stands (made by this engine in the re-analysis being
+        resumed, :mod:`monitor.reanalysis`): they are not analysed again, unless they were read
+        against another reference photo than the one found now. A kept reference photo is
+        prepared again from its bytes, not saved again.
+
+    Returns
+    -------
+    int
+        The photos analysed and saved (the kept ones not counted).
     """
     patient = store.patient(actor, patient_id)
     photos = store.photos(actor, patient_id)
     total = len(photos)
     reference: Reference | None = None
     ref_id: int | None = None
+    analysed = 0
     for done, photo in enumerate(photos, start=1):
+        if photo.id in keep and photo.result is not None:
+            if reference is None and photo.reference_photo_id == photo.id:
+                reference, ref_id = reference_for(store, actor, photo), photo.id
+            if photo.reference_photo_id == ref_id:
+                if progress is not None:
+                    progress(done, total, photo.file_name)
+                continue
         data = store.photo_bytes(actor, photo.id)
         result = analyse_photo(data, name=photo.file_name, captured_at=photo.captured_at,
                                reference=reference)
@@ -247,9 +268,10 @@ def reanalyse_patient(store: Store, actor: User, patient_id: int, *,
             result, ref_id = reference.result, photo.id
         store.save_analysis(actor, photo.id, result.to_json(treatment_date=patient.treatment_date),
                             engine_version=ENGINE_VERSION, reference_photo_id=ref_id)
+        analysed += 1
         if progress is not None:
             progress(done, total, photo.file_name)
-    return total
+    return analysed
 
 
 def analyse_missing(store: Store, *, progress: Progress | None = None) -> int:
@@ -262,32 +284,6 @@ def analyse_missing(store: Store, *, progress: Progress | None = None) -> int:
     for clinician, patient_id in store.photos_without_analysis():
         with store.patient_lock(patient_id):
             done += reanalyse_patient(store, clinician, patient_id, progress=progress)
-    return done
-
-
-def reanalyse_all(store: Store, *, only_outdated: bool = False,
-                  progress: Progress | None = None) -> int:
-    """Re-run the engine on every stored photo of every patient (``python -m monitor reanalyse``).
-
-    With ``only_outdated``, only patients with a photo analysed by another engine version.
-    Returns the number of photos analysed.
-    """
-    work: list[tuple[User, PatientInfo, int]] = []
-    for clinician in store.clinicians():
-        for patient in store.patients(clinician):
-            photos = store.photos(clinician, patient.id)
-            if only_outdated and all(p.engine_version == ENGINE_VERSION for p in photos):
-                continue
-            work.append((clinician, patient, len(photos)))
-    total = sum(n for *_, n in work)
-    done = 0
-    for clinician, patient, _n in work:
-        def step(i: int, _total: int, name: str, base: int = done) -> None:
-            if progress is not None:
-                progress(base + i, total, name)
-
-        with store.patient_lock(patient.id):  # not while a check-in of theirs runs
-            done += reanalyse_patient(store, clinician, patient.id, progress=step)
     return done
 
 

@@ -2,17 +2,24 @@
 
 Also runnable on its own: ``python -m monitor.clinic_cli users add NAME --role clinician``.
 The data folder is ``--data`` or ``$MONITOR_DATA`` (default ./data); the database
-``$MONITOR_DATABASE_URL`` when set.
+``$MONITOR_DATABASE_URL`` when set. ``reanalyse [--outdated] [--workers N | --scheduler ADDRESS]``
+runs one task per patient (:mod:`monitor.reanalysis`): in this process, on a local Dask
+cluster of N worker processes, or on an existing cluster; stopped, it carries on where it was.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from monitor.store import Store
 
 __all__ = ["add_clinic_commands", "main", "run_clinic_command"]
 
@@ -40,9 +47,23 @@ def add_clinic_commands(commands: argparse._SubParsersAction) -> None:
                      help="read the password from standard input instead of asking")
     add.add_argument("--data", help="data folder (default $MONITOR_DATA or ./data)")
 
-    re = commands.add_parser("reanalyse", help="re-run the engine on every stored photo")
+    re = commands.add_parser(
+        "reanalyse", help="re-run the engine on every stored photo",
+        description="Re-run the engine on every stored photo, one task per patient (each "
+                    "patient's reference photo first), here or on a Dask cluster. Stopped "
+                    "half-way, the same command carries on: nothing is done twice, nothing "
+                    "missed. Exit status 0 when every patient was done, 1 when some failed "
+                    "(run it again to retry them), 2 for a usage error or no cluster.")
     re.add_argument("--outdated", action="store_true",
-                    help="only patients with photos analysed by another engine version")
+                    help="only photos analysed by another engine version (or not at all)")
+    where = re.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=_positive, metavar="N",
+                       help="start a Dask cluster of N worker processes on this machine "
+                            "(one thread each, loopback only) and run on it")
+    where.add_argument("--scheduler", metavar="ADDRESS",
+                       help="run on an existing Dask cluster, e.g. tcp://10.0.0.5:8786; its "
+                            "workers need this version of Breakout Monitor, the data folder "
+                            "at the same path and access to the database and photos")
     re.add_argument("--data", help="data folder (default $MONITOR_DATA or ./data)")
 
     demo = commands.add_parser("demo", help="build the demo clinic and start the app on it")
@@ -90,12 +111,8 @@ def run_clinic_command(args: argparse.Namespace) -> int:
         print(f"Created the {user.role} account {user.username!r}.")
         return 0
     if args.command == "reanalyse":
-        from monitor.clinic import reanalyse_all
-
-        store = Store(args.data)
-        count = reanalyse_all(store, only_outdated=args.outdated, progress=_bar)
-        print(f"Re-analysed {count} photos.")
-        return 0
+        return _reanalyse(Store(args.data), outdated=args.outdated, workers=args.workers,
+                          scheduler=args.scheduler)
     if args.command == "demo":
         from monitor.demo import build_demo
 
@@ -110,6 +127,87 @@ def run_clinic_command(args: argparse.Namespace) -> int:
         os.execve(sys.executable, [sys.executable, "-m", "streamlit", "run",
                                    str(repo / "app.py"), f"--server.port={args.port}"], env)
     return 2
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of 1 or more, got {text!r}")
+    return value
+
+
+def _patients(n: int) -> str:
+    return f"{n} patient{'' if n == 1 else 's'}"
+
+
+def _photos(n: int) -> str:
+    return f"{n} photo{'' if n == 1 else 's'}"
+
+
+def _reanalyse(store: Store, *, outdated: bool, workers: int | None,
+               scheduler: str | None) -> int:
+    """``reanalyse``: progress on stderr as each patient ends, the summary on stdout."""
+    from monitor.reanalysis import (
+        PatientDone,
+        PatientFailed,
+        local_cluster,
+        run_reanalysis,
+        start_reanalysis,
+    )
+
+    run = start_reanalysis(store, only_outdated=outdated)
+    if not run.patients:
+        print("Nothing to re-analyse: every stored photo was analysed by this engine"
+              + (" (outdated ones only were asked for)." if outdated
+                 else " in this run." if run.resumed else "."))
+        return 0
+    where = (f"on {workers} local worker{'' if workers == 1 else 's'}" if workers
+             else f"on the Dask cluster at {scheduler}" if scheduler else "in this process")
+    what = f"{_photos(run.photos_left)} of {_patients(len(run.patients))}"
+    if run.resumed:
+        print(f"Carrying on with the re-analysis begun {run.started_at}: {what} left "
+              f"({_photos(run.photos - run.photos_left)} done are kept), {where}.",
+              file=sys.stderr, flush=True)
+    else:
+        print(f"Re-analysing {what} {where}.", file=sys.stderr, flush=True)
+
+    def ended(outcome: PatientDone | PatientFailed, finished: int, total: int) -> None:
+        if isinstance(outcome, PatientDone):
+            text = f"{_photos(outcome.analysed)} re-analysed in {outcome.seconds:.1f} s"
+        else:
+            text = f"not re-analysed: {outcome.reason}"
+        print(f"[{finished}/{total}] patient #{outcome.patient_id}: {text}",
+              file=sys.stderr, flush=True)
+
+    # Dask's own log lines (and their tracebacks) stay out of the way: failures are reported
+    # per patient, in words. Worker processes inherit the setting.
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")
+    try:
+        with contextlib.ExitStack() as stack:
+            client = None
+            if workers:
+                client = stack.enter_context(local_cluster(workers))
+            elif scheduler:
+                from distributed import Client
+
+                client = stack.enter_context(Client(scheduler, timeout="10s"))
+            result = run_reanalysis(store, run, client=client, on_patient=ended)
+    except (OSError, TimeoutError, RuntimeError) as error:
+        target = f"the Dask scheduler at {scheduler}" if scheduler else "a local Dask cluster"
+        print(f"Could not start or reach {target} ({error or type(error).__name__}). Nothing "
+              "done is lost: run the command again once the cluster is up.", file=sys.stderr)
+        return 2
+    if result.failed:
+        print(f"Re-analysed {_photos(result.photos_analysed)}; "
+              f"{_patients(len(result.failed))} could not be re-analysed (listed above). Run "
+              "the same command again to retry: what is done is kept.")
+        return 1
+    print(f"Re-analysed {_photos(result.photos_analysed)} of {_patients(len(result.done))} "
+          f"in {result.seconds:.0f} s.")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -553,20 +553,22 @@ def test_sign_in_page_pauses_a_password_guesser_in_plain_words(demo):
 
 
 def test_reanalyse_outdated_runs_the_engine_again_only_where_another_engine_wrote(demo):
-    from monitor.clinic import ENGINE_VERSION, reanalyse_all
+    from monitor.clinic import ENGINE_VERSION
+    from monitor.reanalysis import reanalyse_all
 
     doctor = demo.user("doctor")
     patients = demo.patients(doctor)
     assert all(p.engine_version == ENGINE_VERSION
                for patient in patients for p in demo.photos(doctor, patient.id))
-    assert reanalyse_all(demo, only_outdated=True) == 0
+    assert reanalyse_all(demo, only_outdated=True).photos_analysed == 0
     stale = next(p for p in patients if len(demo.photos(doctor, p.id)) >= 2)
     photo = demo.photos(doctor, stale.id)[1]
     demo.save_analysis(doctor, photo.id, photo.result, engine_version="monitor.analysis/1+0.0.9",
                        reference_photo_id=photo.reference_photo_id)
     seen = []
-    done = reanalyse_all(demo, only_outdated=True, progress=lambda i, n, name: seen.append(n))
+    run = reanalyse_all(demo, only_outdated=True,
+                        on_patient=lambda outcome, i, n: seen.append((outcome.patient_id, i, n)))
     photos = demo.photos(doctor, stale.id)
-    assert done == len(photos) and seen and set(seen) == {len(photos)}
+    assert run.photos_analysed == 1 and seen == [(stale.id, 1, 1)] and not run.failed
     assert all(p.engine_version == ENGINE_VERSION and p.status == "ok" for p in photos)
-    assert reanalyse_all(demo, only_outdated=True) == 0
+    assert reanalyse_all(demo, only_outdated=True).photos_analysed == 0
