@@ -28,7 +28,6 @@ by another engine (or not at all).
 from __future__ import annotations
 
 import contextlib
-import inspect
 import json
 import os
 import resource
@@ -39,7 +38,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from monitor.clinic import ENGINE_VERSION, reanalyse_patient
 from monitor.errors import MonitorError
@@ -94,34 +93,26 @@ class StoreSettings:
     database_url : str
         The SQLAlchemy URL the store resolved (``$MONITOR_DATABASE_URL`` or SQLite in
         ``data_dir``).
-    photos_url : str or None
-        Where the photos are, when the store keeps them elsewhere than ``data_dir``.
     environment : tuple of (str, str)
         The ``MONITOR_*`` variables of the command, set in the worker before it opens the store.
     """
 
     data_dir: str
     database_url: str
-    photos_url: str | None = None
     environment: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def of(cls, store: Store) -> StoreSettings:
         """The settings that open ``store`` again, in this process or in a worker."""
-        photos_url = getattr(store, "photos_url", None)
         environment = tuple(sorted((k, v) for k, v in os.environ.items()
                                    if k.startswith(_STORE_ENVIRONMENT_PREFIX)))
         return cls(data_dir=str(store.data_dir), database_url=str(store.url),
-                   photos_url=None if photos_url is None else str(photos_url),
                    environment=environment)
 
     def open(self) -> Store:
         """A store opened with these settings (the worker's environment updated first)."""
         os.environ.update(dict(self.environment))
-        kwargs: dict[str, Any] = {"url": self.database_url}
-        if self.photos_url is not None and "photos_url" in inspect.signature(Store).parameters:
-            kwargs["photos_url"] = self.photos_url
-        return Store(self.data_dir, **kwargs)
+        return Store(self.data_dir, url=self.database_url)
 
 
 _STORES: dict[StoreSettings, Store] = {}
