@@ -16,6 +16,7 @@ as they are; any other exception is a bug.
     ├── AlignmentFailed        could not be mapped onto the reference photo
     ├── NotTheSameFace         the face is not the reference photo's (someone else's photo)
     ├── NotEnoughPhotos        too few usable photos for what was asked
+    ├── PhotoStorageUnavailable  the photo storage cannot be reached, or refused
     ├── AccessDenied           the signed-in person may not see or change this record
     ├── AccountError           an account cannot be created or changed as asked
     └── SignInPaused           too many failed sign-ins: wait before trying again
@@ -34,6 +35,7 @@ __all__ = [
     "AlignmentFailed",
     "NotTheSameFace",
     "NotEnoughPhotos",
+    "PhotoStorageUnavailable",
     "AccessDenied",
     "AccountError",
     "SignInPaused",
@@ -90,3 +92,7 @@ class AccountError(MonitorError):
 
 class SignInPaused(MonitorError):
     """Too many failed sign-ins in a row; the message says how long to wait."""
+
+
+class PhotoStorageUnavailable(MonitorError):
+    """The clinic's photo storage (an object store) cannot be reached or refused a request."""

@@ -69,7 +69,7 @@ RUN_SETTING = "reanalysis_run"
 
 #: Environment variables that configure the store; handed to the workers with the task, so
 #: that a worker opens the same database and photo store as the command that started it.
-#: Object-store credentials are not among them: each worker reads its own.
+#: Object-store credentials (``AWS_*``) are not among them: each worker reads its own.
 _STORE_ENVIRONMENT_PREFIX = "MONITOR_"
 
 
@@ -93,12 +93,16 @@ class StoreSettings:
     database_url : str
         The SQLAlchemy URL the store resolved (``$MONITOR_DATABASE_URL`` or SQLite in
         ``data_dir``).
+    photos_url : str or None
+        The object store of the photos (``s3://bucket/prefix``), or ``None`` for the
+        data folder's ``photos`` folder.
     environment : tuple of (str, str)
         The ``MONITOR_*`` variables of the command, set in the worker before it opens the store.
     """
 
     data_dir: str
     database_url: str
+    photos_url: str | None = None
     environment: tuple[tuple[str, str], ...] = ()
 
     @classmethod
@@ -107,12 +111,17 @@ class StoreSettings:
         environment = tuple(sorted((k, v) for k, v in os.environ.items()
                                    if k.startswith(_STORE_ENVIRONMENT_PREFIX)))
         return cls(data_dir=str(store.data_dir), database_url=str(store.url),
-                   environment=environment)
+                   photos_url=store.photos_url, environment=environment)
 
     def open(self) -> Store:
-        """A store opened with these settings (the worker's environment updated first)."""
+        """A store opened with these settings (the worker's environment updated first).
+
+        It does not sweep for orphan photos on open: the app servers do, and a worker that
+        listed the whole object store would make each worker's start cost that listing.
+        """
         os.environ.update(dict(self.environment))
-        return Store(self.data_dir, url=self.database_url)
+        return Store(self.data_dir, url=self.database_url, photos_url=self.photos_url,
+                     sweep=False)
 
 
 _STORES: dict[StoreSettings, Store] = {}
@@ -122,8 +131,7 @@ _STORES_LOCK = threading.Lock()
 def _worker_store(settings: StoreSettings) -> Store:
     """The worker process's store for ``settings``, opened on its first task only.
 
-    Opening a store upgrades the schema and sweeps the photo folder: once per worker, not
-    once per patient.
+    Opening a store upgrades the schema: once per worker, not once per patient.
     """
     with _STORES_LOCK:
         store = _STORES.get(settings)

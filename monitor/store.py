@@ -10,18 +10,25 @@ clinician who treats them. Views and changes are written to the audit log.
 
 Photos
 ------
-Each photo file is kept once per content hash (SHA-256 of the stored bytes) under
-``<data>/photos/ab/abcdef....jpg``; uploading the same photo twice is harmless. Location is never
-stored: a JPEG keeps its original image data but its EXIF GPS block and any XMP packet (which can
-repeat the location) are cut out, without re-encoding, so a re-analysis sees the very same
-pixels and the EXIF time and orientation; any other format is stored as a PNG of the decoded
-photo (upright, sRGB, no metadata at all), with its capture time kept in the row.
+Each photo is kept once per content hash (SHA-256 of the stored bytes) under the key
+``ab/abcdef....jpg``, in the data folder's ``photos`` folder or, with ``$MONITOR_PHOTOS_URL``,
+in an S3-compatible object store (:mod:`monitor.photostore`); uploading the same photo twice is
+harmless. Location is never stored: a JPEG keeps its original image data but its EXIF GPS
+block and any XMP packet (which can repeat the location) are cut out, without re-encoding, so a
+re-analysis sees the very same pixels and the EXIF time and orientation; any other format is
+stored as a PNG of the decoded photo (upright, sRGB, no metadata at all), with its capture time
+kept in the row.
 
-A photo file is written to a temporary name, renamed into place, then its row is committed,
-under a lock shared by every thread and process using the same data folder. If the commit
-fails the new file is removed; if the process dies between rename and commit, the file is an
-orphan that the next :meth:`Store.open` removes. So the store never holds a row without its
-file, and no file outlives its rows.
+An upload is announced in the database first (a ``pending_uploads`` row), then its object is
+written (write-once: a photo already there is left as it is), then its photo row is committed
+and the announcement removed in one transaction. An object nothing refers to (no photo row, no
+announcement younger than :data:`UPLOAD_DEADLINE`) is removed: when an upload fails, when a
+patient is erased, and by the sweep every :class:`Store` runs when it opens. Announcing, the
+commit and each removal take a lock on the photo's hash in the database (a PostgreSQL advisory
+lock; on SQLite, one host by nature, the data folder's lock file), and the commit writes the
+object again if a sweep took it meanwhile. So with any number of app servers on any number of
+hosts the store never holds a row without its object, and an object outlives its rows only
+until the next sweep.
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ import os
 import secrets
 import struct
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -58,12 +65,19 @@ from sqlalchemy import (
     event,
     func,
     select,
+    text,
     update,
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-from monitor.errors import AccessDenied, AccountError, SignInPaused
+from monitor.errors import AccessDenied, AccountError, PhotoStorageUnavailable, SignInPaused
+from monitor.photostore import (
+    PhotoStorage,
+    open_storage,
+    photo_key,
+    sha_of_key,
+)
 
 __all__ = [
     "ROLES",
@@ -102,6 +116,9 @@ SIGN_IN_PAUSES = {"account": (3, 10), "client": (10, 30)}
 SIGN_IN_LOCKOUT = timedelta(minutes=15)
 #: How long a browser has to exchange its one-time ticket for its session cookie.
 TICKET_TTL = timedelta(minutes=2)
+#: An upload's announcement protects its object from the sweep for this long. An upload takes
+#: seconds; one that outlives this is written again at its commit (see the module docstring).
+UPLOAD_DEADLINE = timedelta(hours=1)
 _COMMON_PASSWORDS = Path(__file__).resolve().parent / "common_passwords.txt"
 
 
@@ -244,6 +261,16 @@ class _PhotoRow(_Base):
     uploaded_at: Mapped[datetime] = mapped_column(DateTime)
     uploaded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"),
                                                     nullable=True)
+
+
+class _PendingUploadRow(_Base):
+    """An upload in progress: its object may exist before its photo row does."""
+
+    __tablename__ = "pending_uploads"
+    __table_args__ = {"sqlite_autoincrement": True}
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime)
 
 
 class _AnalysisRow(_Base):
@@ -574,6 +601,8 @@ _PROCESS_LOCKS_GUARD = threading.Lock()
 #: The PostgreSQL advisory lock key that serialises schema upgrades (any fixed 64-bit number;
 #: this one spells "monitor" in ASCII).
 _UPGRADE_LOCK = 0x6D6F6E69746F72
+#: The first key of the advisory lock on one photo's hash ("phot"); the second is from the hash.
+_PHOTO_LOCK_SPACE = 0x70686F74
 
 
 def _alembic_config(connection: Any) -> Any:
@@ -586,22 +615,29 @@ def _alembic_config(connection: Any) -> Any:
 
 
 class Store:
-    """The database and photo folder of one clinic. Thread-safe; open once per process.
+    """The database and photo storage of one clinic. Thread-safe; open once per process.
 
     Parameters
     ----------
     data_dir : path, optional
-        Folder for photos (and the SQLite file); default :func:`default_data_dir`.
+        Folder for photos (unless they are in an object store), the SQLite file and lock
+        files; default :func:`default_data_dir`.
     url : str, optional
         SQLAlchemy database URL; default :func:`default_database_url`.
+    photos_url : str, optional
+        ``s3://bucket/prefix`` for photos in an object store; default ``$MONITOR_PHOTOS_URL``,
+        else the data folder's ``photos`` folder.
+    sweep : bool
+        Run :meth:`recover` on open (the app servers do; re-analysis workers need not).
     """
 
-    def __init__(self, data_dir: str | os.PathLike | None = None, *, url: str | None = None):
+    def __init__(self, data_dir: str | os.PathLike | None = None, *, url: str | None = None,
+                 photos_url: str | None = None, sweep: bool = True):
         self.data_dir = Path(data_dir).resolve() if data_dir is not None else default_data_dir()
-        self.photo_dir = self.data_dir / "photos"
-        self._temp_dir = self.photo_dir / ".incoming"
-        for folder in (self.data_dir, self.photo_dir, self._temp_dir):
-            _private_dir(folder)
+        _private_dir(self.data_dir)
+        #: The photos' object store (``s3://...``), or ``None`` for the data folder's photos.
+        self.photos_url = photos_url or os.environ.get("MONITOR_PHOTOS_URL") or None
+        self.photo_storage: PhotoStorage = open_storage(self.data_dir, self.photos_url)
         self.url = url or default_database_url(self.data_dir)
         is_sqlite = self.url.startswith("sqlite")
         self._is_sqlite = is_sqlite
@@ -639,7 +675,11 @@ class Store:
             self._thread_lock = _PROCESS_LOCKS.setdefault(key, threading.Lock())
         self._lock_path = self.data_dir / ".photos.lock"
         self.upgrade()
-        self.recover()
+        # An object store that is down must not keep the app from starting: uploads and
+        # photos then fail in words, and the next open sweeps.
+        if sweep:
+            with contextlib.suppress(PhotoStorageUnavailable):
+                self.recover()
 
     # -- schema and recovery ---------------------------------------------------------------
 
@@ -669,40 +709,76 @@ class Store:
                     raise RuntimeError(f"the schema upgrade broke references: {broken[:5]}")
 
     def recover(self) -> dict:
-        """Remove what an interrupted upload left: stale temporary files and orphan photos.
+        """Remove what interrupted uploads left: objects nothing refers to, stale temporary
+        files, and announcements older than :data:`UPLOAD_DEADLINE`.
 
-        A temporary file is stale, whatever its age, when no upload holds its lock (an
-        upload holds it from creating the file until it is renamed or removed).
+        An object is removed only when no photo row and no announcement younger than the
+        deadline names its hash, checked under that hash's lock (see the module docstring).
         """
-        removed = {"temporary": 0, "orphans": 0}
-        with self._photo_lock():
-            for tmp in self._temp_dir.iterdir():
-                with contextlib.suppress(FileNotFoundError), open(tmp, "rb") as handle:
-                    try:
-                        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    except BlockingIOError:
-                        continue  # an upload in progress
-                    tmp.unlink()
-                    removed["temporary"] += 1
-            with self._sessions() as s:
-                known = set(s.scalars(select(_PhotoRow.sha256)).all())
-            for path in self.photo_dir.glob("??/*"):
-                if path.stem not in known:
-                    path.unlink(missing_ok=True)
-                    removed["orphans"] += 1
-            # A store made by an earlier version has files anyone on the machine could read.
-            for folder in self.photo_dir.glob("??"):
-                _private_dir(folder)
-            for path in [*self.photo_dir.glob("??/*"), *self.data_dir.glob("monitor.sqlite*"),
-                         *self.data_dir.glob(".*.lock"), *self.data_dir.glob(".locks/*")]:
-                with contextlib.suppress(FileNotFoundError):
-                    if path.stat().st_mode & 0o077:
-                        path.chmod(0o600)
+        removed = {"temporary": self.photo_storage.tidy(), "orphans": 0}
+        cutoff = self.now() - UPLOAD_DEADLINE
+        with self._sessions() as s:
+            wanted = set(s.scalars(select(_PhotoRow.sha256)).all())
+            wanted |= set(s.scalars(select(_PendingUploadRow.sha256)
+                                    .where(_PendingUploadRow.started_at >= cutoff)).all())
+            stale = set(s.scalars(select(_PendingUploadRow.sha256)
+                                  .where(_PendingUploadRow.started_at < cutoff)).all())
+        orphans: dict[str, list[str]] = {}
+        for key in self.photo_storage.keys():
+            sha = sha_of_key(key)
+            if sha is not None and sha not in wanted:
+                orphans.setdefault(sha, []).append(key)
+        for sha in sorted(stale | set(orphans)):
+            removed["orphans"] += self._discard_if_unused(sha, orphans.get(sha, ()))
+        # A store made by an earlier version had files anyone on the machine could read.
+        for path in [*self.data_dir.glob("monitor.sqlite*"), *self.data_dir.glob(".*.lock"),
+                     *self.data_dir.glob(".locks/*")]:
+            with contextlib.suppress(FileNotFoundError):
+                if path.stat().st_mode & 0o077:
+                    path.chmod(0o600)
         return removed
 
     @contextlib.contextmanager
+    def _hash_lock(self, s: Session, sha: str) -> Iterator[None]:
+        """Hold the lock on one photo hash until the session's transaction ends.
+
+        Enter it first in a transaction and commit inside it: on PostgreSQL it is a
+        transaction-scoped advisory lock (released by the commit), on SQLite the data folder's
+        lock file (one host; released on leaving).
+        """
+        if self._is_sqlite:
+            with self._photo_lock():
+                yield
+            return
+        key = int(sha[:8], 16) - (1 << 31)  # a signed 32-bit integer
+        s.execute(text("SELECT pg_advisory_xact_lock(:space, :key)"),
+                  {"space": _PHOTO_LOCK_SPACE, "key": key})
+        yield
+
+    def _discard_if_unused(self, sha: str, keys: Iterable[str]) -> int:
+        """Remove the objects ``keys`` of hash ``sha`` unless a photo row or a live
+        announcement names it; announcements past the deadline go. Returns objects removed."""
+        keys = list(keys)
+        cutoff = self.now() - UPLOAD_DEADLINE
+        with self._sessions() as s, self._hash_lock(s, sha):
+            s.execute(delete(_PendingUploadRow).where(_PendingUploadRow.sha256 == sha,
+                                                      _PendingUploadRow.started_at < cutoff))
+            used = s.scalar(select(func.count()).select_from(_PhotoRow)
+                            .where(_PhotoRow.sha256 == sha))
+            live = s.scalar(select(func.count()).select_from(_PendingUploadRow)
+                            .where(_PendingUploadRow.sha256 == sha))
+            if used or live:
+                s.commit()
+                return 0
+            for key in keys:  # under the lock: no upload can announce this hash meanwhile
+                self.photo_storage.delete(key)
+            s.commit()
+            return len(keys)
+
+    @contextlib.contextmanager
     def _photo_lock(self) -> Iterator[None]:
-        """One writer of photo files at a time, across threads and processes."""
+        """The data folder's lock, across the threads and processes of one host: schema
+        upgrades, and (SQLite) the photo hash lock."""
         with self._thread_lock, _lock_file(self._lock_path) as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
@@ -1120,12 +1196,12 @@ class Store:
         data folder. Ids are never given again (AUTOINCREMENT).
         """
         self._require_clinician(actor)
-        with self._photo_lock(), self._sessions() as s:
+        with self._sessions() as s:
             row = self._patient_row(s, actor, patient_id)
             if confirm_name.strip() != row.name:
                 raise AccountError("To erase this patient, type their name exactly as shown.")
-            hashes = set(s.scalars(select(_PhotoRow.sha256)
-                                   .where(_PhotoRow.patient_id == patient_id)).all())
+            objects = set(s.execute(select(_PhotoRow.sha256, _PhotoRow.suffix)
+                                    .where(_PhotoRow.patient_id == patient_id)).all())
             account = None if row.user_id is None else s.get(_UserRow, row.user_id)
             photo_ids = select(_PhotoRow.id).where(_PhotoRow.patient_id == patient_id)
             s.execute(delete(_CorrectionRow).where(_CorrectionRow.photo_id.in_(photo_ids)))
@@ -1150,14 +1226,9 @@ class Store:
                         f"patient #{patient_id} erased by clinician #{actor.id}",
                         actor_name=f"clinician #{actor.id}")
             s.commit()
-            still_used = set(s.scalars(select(_PhotoRow.sha256)
-                                       .where(_PhotoRow.sha256.in_(hashes))).all())
-        removed = 0
-        with self._photo_lock():
-            for sha in hashes - still_used:
-                for path in (self.photo_dir / sha[:2]).glob(f"{sha}.*"):
-                    path.unlink(missing_ok=True)
-                    removed += 1
+        # Another patient's copy of the same photo keeps its object.
+        removed = sum(self._discard_if_unused(sha, [photo_key(sha, suffix)])
+                      for sha, suffix in sorted(objects))
         self._checkpoint()
         return removed
 
@@ -1170,37 +1241,35 @@ class Store:
 
     # -- photos ----------------------------------------------------------------------------
 
-    def _photo_path(self, sha: str, suffix: str) -> Path:
-        return self.photo_dir / sha[:2] / f"{sha}{suffix}"
-
     def add_photo(self, actor: User, patient_id: int, data: bytes, *, file_name: str,
                   captured_at: datetime | None = None) -> tuple[PhotoInfo, bool]:
         """Store an uploaded photo (location removed); returns it and whether it is new.
 
-        The same photo uploaded again returns the stored one with ``False``.
+        The same photo uploaded again returns the stored one with ``False``. Raises
+        :class:`PhotoStorageUnavailable` (nothing stored) when the object store fails.
         """
         stored, suffix = strip_location(data)
         sha = hashlib.sha256(stored).hexdigest()
+        key = photo_key(sha, suffix)
         with self._sessions() as s:
             self._patient_row(s, actor, patient_id)
             existing = s.scalars(select(_PhotoRow).where(_PhotoRow.patient_id == patient_id,
                                                          _PhotoRow.sha256 == sha)).one_or_none()
             if existing is not None:
                 return self._photo_info(s, existing), False
-        # Written outside the lock (the slow part); renamed and committed inside it.
-        _private_dir(self._temp_dir)
-        tmp = self._temp_dir / f"{sha}.{os.getpid()}.{threading.get_ident()}.tmp"
-        with self._photo_lock():  # created and locked at once: recover() skips held files
-            handle = open(os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600), "wb")
-            fcntl.flock(handle, fcntl.LOCK_EX)
+        with self._sessions() as s, self._hash_lock(s, sha):
+            announcement = _PendingUploadRow(sha256=sha, started_at=self.now())
+            s.add(announcement)
+            s.commit()
+            announcement_id = announcement.id
+        committed = False
         try:
-            handle.write(stored)
-            handle.flush()
-            os.fsync(handle.fileno())
-            with self._photo_lock(), self._sessions() as s:
+            self.photo_storage.put(key, stored)  # the slow part, outside every lock
+            with self._sessions() as s, self._hash_lock(s, sha):
                 self._patient_row(s, actor, patient_id)
-                final = self._photo_path(sha, suffix)
-                existed = final.exists()
+                if s.get(_PendingUploadRow, announcement_id) is None:
+                    # Past the deadline, a sweep took the announcement and maybe the object.
+                    self.photo_storage.put(key, stored)
                 row = _PhotoRow(patient_id=patient_id, sha256=sha, file_name=file_name[:255],
                                 suffix=suffix, size_bytes=len(stored),
                                 captured_at=None if captured_at is None
@@ -1209,25 +1278,29 @@ class Store:
                 s.add(row)
                 try:
                     s.flush()
-                except IntegrityError:
+                except IntegrityError:  # the same photo of this patient, committed meanwhile
                     s.rollback()
                     again = s.scalars(select(_PhotoRow).where(
                         _PhotoRow.patient_id == patient_id, _PhotoRow.sha256 == sha)).one()
                     return self._photo_info(s, again), False
                 self._audit(s, actor.id, "upload_photo", patient_id, f"photo {row.id}",
                             actor_name=actor.username)
-                _private_dir(final.parent)
-                os.replace(tmp, final)
-                try:
-                    self._commit(s)
-                except BaseException:
-                    if not existed:
-                        final.unlink(missing_ok=True)
-                    raise
+                s.execute(delete(_PendingUploadRow)
+                          .where(_PendingUploadRow.id == announcement_id))
+                self._commit(s)
+                committed = True
                 return self._photo_info(s, row), True
         finally:
-            tmp.unlink(missing_ok=True)
-            handle.close()
+            if not committed:
+                self._abandon_upload(announcement_id, sha, key)
+
+    def _abandon_upload(self, announcement_id: int, sha: str, key: str) -> None:
+        """Withdraw a failed upload's announcement, and its object if nothing refers to it."""
+        with self._sessions() as s, self._hash_lock(s, sha):
+            s.execute(delete(_PendingUploadRow).where(_PendingUploadRow.id == announcement_id))
+            s.commit()
+        with contextlib.suppress(PhotoStorageUnavailable):  # the sweep retries it later
+            self._discard_if_unused(sha, [key])
 
     def _commit(self, s: Session) -> None:
         """Commit (a seam for tests that simulate a crash at the worst moment)."""
@@ -1248,7 +1321,16 @@ class Store:
     def photo_bytes(self, actor: User, photo_id: int) -> bytes:
         with self._sessions() as s:
             row = self._photo_row(s, actor, photo_id)
-            return self._photo_path(row.sha256, row.suffix).read_bytes()
+            sha, key = row.sha256, photo_key(row.sha256, row.suffix)
+        try:
+            data = self.photo_storage.get(key)
+        except FileNotFoundError:
+            data = b""
+        if hashlib.sha256(data).hexdigest() != sha:  # missing or damaged: never a wrong photo
+            raise PhotoStorageUnavailable(
+                "This photo cannot be shown: its file is missing or damaged in the clinic's "
+                "photo storage. Please tell the clinic.")
+        return data
 
     def photos(self, actor: User, patient_id: int) -> list[PhotoInfo]:
         """The patient's photos with their current analyses, oldest capture first."""
@@ -1405,5 +1487,5 @@ _DUMMY_HASH = _HASHER.hash("not a password of anyone")
 
 
 def stored_photo_count(store: Store) -> int:
-    """Files under the photo folder (for tests and the erasure check)."""
-    return sum(1 for _ in store.photo_dir.glob("??/*"))
+    """Photo objects in the store's photo storage (for tests and the erasure check)."""
+    return sum(1 for key in store.photo_storage.keys() if sha_of_key(key) is not None)

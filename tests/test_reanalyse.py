@@ -212,8 +212,8 @@ def test_a_patient_that_fails_is_reported_in_words_and_the_others_are_done(clini
     before = _last_row(clinic)
     run = _reanalyse(clinic)
     assert run.returncode == 1
-    assert f"patient #{broken.id}: not re-analysed: an unexpected error (FileNotFoundError" \
-        in run.stderr
+    assert f"patient #{broken.id}: not re-analysed: This photo cannot be shown: its file is " \
+        "missing or damaged" in run.stderr
     assert "Traceback" not in run.stderr + run.stdout
     assert "1 patient could not be re-analysed" in run.stdout
     done_first = _saves_after(clinic, before)

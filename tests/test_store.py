@@ -9,7 +9,7 @@ import subprocess
 import sys
 import textwrap
 import threading
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -217,13 +217,17 @@ def test_crash_at_commit_leaves_no_file_and_no_row(clinic, monkeypatch):
     monkeypatch.undo()
     assert store.photos(ann, ann_id) == []
     assert stored_photo_count(store) == 0
-    assert list(store._temp_dir.iterdir()) == []
+    assert list(store.photo_storage.temp_dir.iterdir()) == []
     photo, new = store.add_photo(ann, ann_id, _jpeg(5), file_name="a.jpg")  # retry works
     assert new and store.photo_bytes(ann, photo.id)
 
 
-def test_process_killed_mid_upload_is_cleaned_on_open(clinic, tmp_path):
-    """The process dies between the file's rename and the row's commit (os._exit)."""
+def test_process_killed_mid_upload_is_swept_once_past_the_deadline(clinic, tmp_path):
+    """The process dies between writing the photo's file and committing its row (os._exit):
+    its announcement keeps the file from the sweep until the upload's deadline has passed
+    (another server's upload of it may be about to commit), then the sweep removes both."""
+    from monitor.store import UPLOAD_DEADLINE
+
     store, *_ = clinic
     script = textwrap.dedent(f"""
         import os
@@ -238,9 +242,15 @@ def test_process_killed_mid_upload_is_cleaned_on_open(clinic, tmp_path):
     assert done.returncode == 3, done.stderr
     assert stored_photo_count(store) == 1  # the orphan the crash left...
     reopened = Store(tmp_path / "data", url=store.url)
-    assert stored_photo_count(reopened) == 0  # ...is gone once the store is opened again
+    assert stored_photo_count(reopened) == 1  # ...is kept while its upload could still commit
     ann = reopened.user("ann")
     assert reopened.photos(ann, ann.patient_id) == []
+    later = reopened.now() + UPLOAD_DEADLINE + timedelta(minutes=1)
+    reopened.now = lambda: later
+    assert reopened.recover() == {"temporary": 0, "orphans": 1}
+    assert stored_photo_count(reopened) == 0
+    with reopened.engine.connect() as c:
+        assert c.execute(text("select count(*) from pending_uploads")).scalar() == 0
     reopened.close()
 
 
@@ -587,9 +597,9 @@ def test_stale_temporary_files_go_on_open_whatever_their_age(clinic, tmp_path):
     import fcntl
 
     store, *_ = clinic
-    stale = store._temp_dir / "abc.123.456.tmp"
+    stale = store.photo_storage.temp_dir / "abc.123.456.tmp"
     stale.write_bytes(b"half an upload")
-    held = store._temp_dir / "def.123.789.tmp"
+    held = store.photo_storage.temp_dir / "def.123.789.tmp"
     held.write_bytes(b"an upload in progress")
     with open(held, "rb") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -687,12 +697,12 @@ def test_a_store_of_an_earlier_version_is_made_private_on_open(clinic, tmp_path)
     files = [p for p in store.data_dir.rglob("*") if p.is_file()]
     for path in files:
         path.chmod(0o644)
-    for path in store.photo_dir.glob("??"):
+    for path in store.photo_storage.folder.glob("??"):
         path.chmod(0o755)
     Store(tmp_path / "data", url=store.url).close()
     for path in files:
         assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
-    for path in store.photo_dir.glob("??"):
+    for path in store.photo_storage.folder.glob("??"):
         assert stat.S_IMODE(path.stat().st_mode) == 0o700, path
 
 
