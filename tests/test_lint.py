@@ -27,6 +27,6 @@ def test_public_api_is_exactly_all():
     exported = {name for name in dir(monitor) if not name.startswith("_")} - {
         "errors", "photo", "face", "quality", "align", "colour", "redness", "lesions", "course",
         "pipeline", "synthetic", "evaluation", "store", "clinic", "report", "charts", "imagery",
-        "demo", "clinic_cli", "cli", "closeup_net", "web", "reanalysis"}
+        "demo", "clinic_cli", "cli", "closeup_net", "web", "reanalysis", "photostore"}
     assert exported == set(monitor.__all__) - {"__version__"}
     assert sys.modules["monitor"].__version__
