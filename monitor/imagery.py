@@ -140,7 +140,3 @@ def timelapse_gif(frames: Sequence[np.ndarray], labels: Sequence[str], *,
     return out.getvalue()
 
 
-def to_jpeg(image: np.ndarray, quality: int = 88) -> bytes:
-    out = io.BytesIO()
-    Image.fromarray(image).save(out, format="JPEG", quality=quality)
-    return out.getvalue()

@@ -1306,11 +1306,6 @@ class Store:
         """Commit (a seam for tests that simulate a crash at the worst moment)."""
         s.commit()
 
-    def set_captured_at(self, actor: User, photo_id: int, captured_at: datetime) -> None:
-        with self._sessions.begin() as s:
-            row = self._photo_row(s, actor, photo_id)
-            row.captured_at = captured_at.isoformat()
-
     def _photo_row(self, s: Session, actor: User, photo_id: int) -> _PhotoRow:
         row = s.get(_PhotoRow, photo_id)
         if row is None:
@@ -1357,10 +1352,6 @@ class Store:
             result=None if not analysis else json.loads(analysis.result_json),
             engine_version=None if not analysis else analysis.engine_version,
             reference_photo_id=None if not analysis else analysis.reference_photo_id)
-
-    def all_photo_ids(self, actor: User) -> list[tuple[int, int]]:
-        """(patient id, photo id) of every photo ``actor`` may see."""
-        return [(p.id, ph.id) for p in self.patients(actor) for ph in self.photos(actor, p.id)]
 
     def save_analysis(self, actor: User, photo_id: int, result: dict, *, engine_version: str,
                       reference_photo_id: int | None) -> None:
