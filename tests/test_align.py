@@ -33,9 +33,10 @@ def test_alignment_holds_over_whole_face(seed):
     for photo in c.photos:
         result = align(photo.image, find_face(photo.image), target)
         mapping[photo.day] = result.to_reference
-        assert 0.0 <= result.score <= 1.0
+        # The photo laid on the reference correlates with it (0.988-0.996 measured).
+        assert result.score >= 0.95, (photo.day, result.score)
     errors = _errors_iod(c, mapping)
-    assert np.median(errors) < 0.010, f"median {np.median(errors):.4f} IOD"
+    assert np.median(errors) < 0.004, f"median {np.median(errors):.4f} IOD"  # 0.07-0.14 % measured
     assert errors.max() < 0.020, f"worst {errors.max():.4f} IOD"
 
 
@@ -49,15 +50,25 @@ def test_reference_maps_to_itself():
 
 
 def test_landmark_fallback_when_content_disagrees():
-    """A photo of another scene region cannot pull the mapping away from the landmarks."""
+    """A photo whose content is another person's (the landmarks still this face's) cannot
+    pull the mapping away from the landmarks: neither ECC nor the skin features may win, the
+    landmark fit is kept, and the content's poor match is reported."""
+    import cv2
+
     c = make_course(21, days=(0, 3), pose=PoseRange(roll_deg=0, scale=0, perspective=0))
     ref, other = c.photos
     target = prepare_reference(ref.image, find_face(ref.image))
-    result = align(other.image, find_face(other.image), target)
-    assert result.method in {"ecc", "landmarks"}
+    face = find_face(other.image)
+    assert align(other.image, face, target).method == "ecc"  # the same content: refined
+    stranger = make_course(21, days=(3,), face="hopper",
+                           pose=PoseRange(roll_deg=0, scale=0, perspective=0)).photos[0].image
+    stranger = cv2.resize(stranger, (other.image.shape[1], other.image.shape[0]))
+    result = align(stranger, face, target)
+    assert result.method == "landmarks"
+    assert result.face_match < 0.3  # 0.01 measured: another face
     src, dst = c.correspondence(3, 0)
     err = np.linalg.norm(apply_homography(result.to_reference, src) - dst, axis=1)
-    assert np.median(err) < 2.0
+    assert np.median(err) < 2.0  # 0.9 px measured: the landmark fit's own accuracy
 
 
 def test_skin_features_rescue_a_landmark_fit_that_is_far_off():
@@ -77,7 +88,7 @@ def test_skin_features_rescue_a_landmark_fit_that_is_far_off():
     src, dst = c.correspondence(photo.day, ref.day)
     errors = np.linalg.norm(apply_homography(result.to_reference, src) - dst, axis=1)
     errors /= np.linalg.norm(dst[468] - dst[473])
-    assert np.median(errors) < 0.010, f"median {np.median(errors):.4f} IOD"
+    assert np.median(errors) < 0.004, f"median {np.median(errors):.4f} IOD"  # 0.07-0.14 % measured
 
 
 def test_a_real_cheek_close_up_aligns_on_its_skin_features(tmp_path):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import shutil
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -175,10 +177,17 @@ def test_patient_cannot_open_another_course_by_query_parameter(demo):
 
 
 def test_patient_has_no_clinician_pages(demo):
-    at = _app(demo, "alex")
-    with pytest.raises(Exception):  # noqa: B017 - AppTest refuses an unregistered page
-        at.switch_page("app_pages/review.py").run()
-        assert at.title[0].value == "Review: Sam"
+    """A patient who asks for the review (or triage) page gets their own check-in page: the
+    clinician pages are not in a patient's navigation at all."""
+    sam = next(p for p in demo.patients(demo.user("doctor")) if p.name == "Sam")
+    for page in ("app_pages/review.py", "app_pages/triage.py"):
+        at = _app(demo, "alex")
+        at.query_params["patient"] = str(sam.id)
+        at.switch_page(page).run()
+        assert not at.exception, at.exception
+        assert [t.value for t in at.title] == ["Daily check-in"], page
+        assert not re.search(r"\bSam\b", _texts(at))
+        assert not at.dataframe
 
 
 def test_triage_lists_the_flagged_patient_first(demo):
@@ -256,13 +265,18 @@ def test_review_undo_add_a_missed_lesion_and_note(demo):
 
 
 def test_review_of_another_clinicians_patient_is_refused(demo):
+    """A clinician with patients of their own asks for another clinician's patient by id:
+    refused in words, and nothing of that patient is shown."""
     other = demo.create_user("doc2", "other password", role="clinician")
+    demo.add_patient(other, "Robin", treatment_date=date(2026, 3, 2))
+    alex = next(p for p in demo.patients(demo.user("doctor")) if p.name == "Alex")
     at = AppTest.from_file(str(ROOT / "clinic_app.py"), default_timeout=60)
     at.session_state["session_id"], _ = demo.start_session(other)
-    at.query_params["patient"] = "1"
+    at.query_params["patient"] = str(alex.id)
     at.switch_page("app_pages/review.py").run()
     assert not at.exception
-    assert "no patients" in _texts(at) or "not yours" in _texts(at)
+    assert "not yours" in at.error[0].value
+    assert not re.search(r"\bAlex\b", _texts(at)) and not at.metric
 
 
 def test_pdf_csv_json_exports(demo):
