@@ -15,6 +15,8 @@ import pytest
 from monitor.synthetic import SyntheticCourse, write_course
 from tests.courses import course
 
+pytest_plugins = ["tests.no_skip_in_ci", "pytester"]
+
 
 @pytest.fixture(scope="session")
 def course_folder(tmp_path_factory):

@@ -30,3 +30,38 @@ def test_public_api_is_exactly_all():
         "demo", "clinic_cli", "cli", "closeup_net", "web", "reanalysis", "photostore"}
     assert exported == set(monitor.__all__) - {"__version__"}
     assert sys.modules["monitor"].__version__
+
+
+_SKIPS = """
+import pytest
+
+def test_data_missing():
+    pytest.skip("no data here")
+
+@pytest.mark.skip(reason="no browser")
+def test_browser_missing():
+    pass
+
+@pytest.mark.xfail(reason="a known bug", strict=False)
+def test_known_bug():
+    assert False
+
+def test_runs():
+    pass
+"""
+
+
+@pytest.mark.parametrize(("ci", "failed", "skipped"), [("true", 2, 0), ("", 0, 2),
+                                                       ("false", 0, 2)])
+def test_a_skip_fails_in_ci(pytester, monkeypatch, ci, failed, skipped):
+    """Under CI a skip fails the run: a skip in the test (a failure) or by a mark (an error
+    in the test's setup, where marks skip); an expected failure stays one."""
+    monkeypatch.setenv("CI", ci)
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    pytester.makepyfile(_SKIPS)
+    result = pytester.runpytest_subprocess("-p", "tests.no_skip_in_ci", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=failed // 2, errors=failed // 2, skipped=skipped,
+                           xfailed=1)
+    assert result.ret == (1 if failed else 0)
+    if failed:
+        result.stdout.fnmatch_lines(["*skipped in CI, where nothing may be missing*no data*"])
