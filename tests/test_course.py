@@ -6,6 +6,7 @@ import inspect
 import json
 import random
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,6 +25,7 @@ from monitor.course import (
     summarise,
     track_lesions,
 )
+from tests.contract_shape import missing, shape
 from tests.course_series import Truth, build_course, shift_dates
 
 SEEDS = range(20)
@@ -579,6 +581,25 @@ def test_expected_course_is_checked(options, message):
 # --------------------------------------------------------------------------------------------
 # Output contract, summary, errors
 # --------------------------------------------------------------------------------------------
+
+
+GOLDEN_TREND = Path(__file__).parent / "golden" / "trend_shape.json"
+
+
+def test_the_trend_contract_keeps_every_field_of_its_published_shape():
+    """The trend's JSON against the shape published in tests/golden (extend it, never rename
+    or retype a field: other tools read it). Regenerate the file only to add fields."""
+    photos, _ = build_course(0, shape="clear", photos_per_day={3: 2})
+    trend = assess_course(photos).to_json()
+    golden = json.loads(GOLDEN_TREND.read_text())
+    assert missing(golden, shape(trend)) == []
+    # And the check itself catches a renamed or retyped field.
+    renamed = dict(trend, see_a_dermatologist=trend["see_dermatologist"])
+    del renamed["see_dermatologist"]
+    assert missing(golden, shape(renamed)) == ["$.see_dermatologist: missing"]
+    retyped = json.loads(json.dumps(trend))
+    retyped["series"][0]["lesion_count"] = "12"
+    assert missing(golden, shape(retyped)) == ["$.series[0].lesion_count: number became str"]
 
 
 def test_to_json_is_the_trend_contract():

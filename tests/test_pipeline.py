@@ -10,6 +10,7 @@ import struct
 import subprocess
 import sys
 import zlib
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -415,3 +416,42 @@ def test_a_turn_read_by_the_meshes_alone_is_checked_on_the_skin(monkeypatch):
     photo = analyse_photo(encode_jpeg(c.photos[3]), name="d3.jpg", reference=reference,
                           strict=True)
     assert photo.status == "rejected" and photo.reason == TURNED_AWAY
+
+
+GOLDEN_ANALYSIS = Path(__file__).parent / "golden" / "analysis_shape.json"
+
+
+def _sample_course_with_a_broken_file(folder: Path) -> tuple[Path, date]:
+    """The bundled sample course (8 photos) and one file that is not a photo, in ``folder``;
+    the folder and the course's treatment date."""
+    import shutil
+
+    for path in sorted((REPO / "sample_images").glob("day*.jpg")):
+        shutil.copy(path, folder / path.name)
+    (folder / "day8.jpg").write_bytes(b"not a photo")
+    return folder, date(2026, 3, 2)
+
+
+def test_the_analysis_contract_keeps_every_field_of_its_published_shape(tmp_path):
+    """``monitor.analysis/1`` (what ``python -m monitor analyze`` writes) against the shape
+    published in tests/golden: fields are added, never renamed, removed or retyped. The
+    golden file is regenerated only to add fields (``python -m tests.test_pipeline``)."""
+    from tests.contract_shape import missing, shape
+
+    folder, treated = _sample_course_with_a_broken_file(tmp_path)
+    analysis = analyse_series([folder], treatment_date=treated)
+    assert [p["status"] for p in analysis["photos"]].count("ok") == 8
+    assert any(p["status"] != "ok" for p in analysis["photos"])
+    assert missing(json.loads(GOLDEN_ANALYSIS.read_text()), shape(analysis)) == []
+
+
+if __name__ == "__main__":  # write the golden shape again (only ever to add fields)
+    import tempfile
+
+    from tests.contract_shape import shape
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder, treated = _sample_course_with_a_broken_file(Path(tmp))
+        GOLDEN_ANALYSIS.write_text(json.dumps(shape(analyse_series([folder],
+                                                                   treatment_date=treated)),
+                                              indent=1, sort_keys=True) + "\n")
