@@ -817,7 +817,8 @@ class Store:
                              .join(_PhotoRow, _PhotoRow.patient_id == _PatientRow.id)
                              .where(_PhotoRow.id.not_in(analysed))
                              .order_by(_PatientRow.id)).all()
-            return [(self._user(s, s.get(_UserRow, c)), p) for c, p in rows]
+            # A patient's clinician is a foreign key: the row is there.
+            return [(self._user(s, s.get_one(_UserRow, c)), p) for c, p in rows]
 
     def close(self) -> None:
         self.engine.dispose()

@@ -65,3 +65,40 @@ def test_a_skip_fails_in_ci(pytester, monkeypatch, ci, failed, skipped):
     assert result.ret == (1 if failed else 0)
     if failed:
         result.stdout.fnmatch_lines(["*skipped in CI, where nothing may be missing*no data*"])
+
+
+MYPY_BASELINE = REPO / "tests" / "mypy_baseline.json"
+
+
+def _mypy_errors() -> dict[str, list[str]]:
+    """mypy's errors on monitor/ (configuration in pyproject.toml), by file."""
+    import re
+
+    run = subprocess.run([sys.executable, "-m", "mypy", "--no-color-output",
+                          "--no-error-summary", "--cache-dir", str(REPO / ".mypy_cache")],
+                         cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert run.returncode in (0, 1), run.stderr[-2000:] or run.stdout[-2000:]
+    errors: dict[str, list[str]] = {}
+    for line in run.stdout.splitlines():
+        found = re.match(r"^(monitor/[\w/]+\.py):\d+: error: ", line)
+        if found:
+            errors.setdefault(found.group(1), []).append(line)
+    return errors
+
+
+def test_mypy_errors_only_go_down():
+    """No module gets a type error it did not have (tests/mypy_baseline.json); a module
+    with fewer errors than its baseline fails until the baseline is lowered to match."""
+    import json
+
+    pytest.importorskip("mypy")
+    baseline: dict[str, int] = json.loads(MYPY_BASELINE.read_text())
+    errors = _mypy_errors()
+    grown = {path: lines for path, lines in errors.items()
+             if len(lines) > baseline.get(path, 0)}
+    assert not grown, "new type errors (fix them):\n" + "\n".join(
+        line for lines in grown.values() for line in lines)
+    shrunk = {path: len(errors.get(path, [])) for path, count in baseline.items()
+              if len(errors.get(path, [])) < count}
+    assert not shrunk, f"fewer type errors than the baseline: lower it in {MYPY_BASELINE.name} " \
+        f"to {shrunk}"
