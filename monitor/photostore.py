@@ -35,6 +35,7 @@ __all__ = [
     "S3Storage",
     "open_storage",
     "photo_key",
+    "private_folder",
     "sha_of_key",
 ]
 
@@ -74,8 +75,9 @@ class PhotoStorage(Protocol):
         """Remove what an interrupted put left behind; how many leftovers were removed."""
 
 
-def _private_dir(folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+def private_folder(folder: Path) -> None:
+    """Create ``folder`` (and parents) readable by this user only."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     if folder.stat().st_mode & 0o077:
         folder.chmod(0o700)
 
@@ -92,7 +94,7 @@ class FolderStorage:
         self.folder = Path(folder)
         self.temp_dir = self.folder / ".incoming"
         for path in (self.folder, self.temp_dir):
-            _private_dir(path)
+            private_folder(path)
         self.location = str(self.folder)
 
     def path(self, key: str) -> Path:
@@ -102,7 +104,7 @@ class FolderStorage:
         final = self.path(key)
         if final.exists():
             return False
-        _private_dir(self.temp_dir)
+        private_folder(self.temp_dir)
         tmp = self.temp_dir / f"{final.name}.{os.getpid()}.{threading.get_ident()}.tmp"
         with open(os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600), "wb") as handle:
             # Held until the file is linked or removed: tidy() leaves a held file alone.
@@ -111,7 +113,7 @@ class FolderStorage:
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
-                _private_dir(final.parent)
+                private_folder(final.parent)
                 try:
                     os.link(tmp, final)
                 except FileExistsError:
@@ -145,7 +147,7 @@ class FolderStorage:
                 tmp.unlink()
                 removed += 1
         for folder in self.folder.glob("??"):
-            _private_dir(folder)
+            private_folder(folder)
         for path in self.folder.glob("??/*"):
             with contextlib.suppress(FileNotFoundError):
                 if path.stat().st_mode & 0o077:
@@ -258,9 +260,8 @@ class S3Storage:
 
 
 def open_storage(data_dir: str | os.PathLike, url: str | None = None) -> PhotoStorage:
-    """The photo storage of a store: ``url`` (default ``$MONITOR_PHOTOS_URL``), else the
-    ``photos`` folder of ``data_dir``."""
-    url = url if url is not None else os.environ.get("MONITOR_PHOTOS_URL") or None
+    """The photo storage of a store: the object store ``url`` (the store passes
+    ``$MONITOR_PHOTOS_URL``), else the ``photos`` folder of ``data_dir``."""
     if url is None:
         return FolderStorage(Path(data_dir) / "photos")
     if url.startswith("s3://"):

@@ -76,6 +76,7 @@ from monitor.photostore import (
     PhotoStorage,
     open_storage,
     photo_key,
+    private_folder,
     sha_of_key,
 )
 
@@ -143,13 +144,6 @@ def _name_key(username: str) -> str:
 
 def _secret_hash(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
-
-
-def _private_dir(folder: Path) -> None:
-    """Create ``folder`` (and parents) readable by this user only."""
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if folder.stat().st_mode & 0o077:
-        folder.chmod(0o700)
 
 
 def _lock_file(path: Path) -> io.BufferedRandom:
@@ -634,7 +628,7 @@ class Store:
     def __init__(self, data_dir: str | os.PathLike | None = None, *, url: str | None = None,
                  photos_url: str | None = None, sweep: bool = True):
         self.data_dir = Path(data_dir).resolve() if data_dir is not None else default_data_dir()
-        _private_dir(self.data_dir)
+        private_folder(self.data_dir)
         #: The photos' object store (``s3://...``), or ``None`` for the data folder's photos.
         self.photos_url = photos_url or os.environ.get("MONITOR_PHOTOS_URL") or None
         self.photo_storage: PhotoStorage = open_storage(self.data_dir, self.photos_url)
@@ -797,7 +791,7 @@ class Store:
             lock = _PROCESS_LOCKS.setdefault(f"{self.data_dir}#patient{int(patient_id)}",
                                              threading.Lock())
         folder = self.data_dir / ".locks"
-        _private_dir(folder)
+        private_folder(folder)
         with lock, _lock_file(folder / f"patient-{int(patient_id)}.lock") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
