@@ -105,6 +105,18 @@ def test_the_location_is_chosen_by_url(tmp_path, monkeypatch):
         open_storage(tmp_path, "/mnt/photos")
 
 
+def test_the_store_takes_its_photos_url_from_the_environment(tmp_path, photos_url,
+                                                              monkeypatch):
+    monkeypatch.setenv("MONITOR_PHOTOS_URL", photos_url)
+    store = Store(tmp_path / "data")
+    assert isinstance(store.photo_storage, S3Storage) and store.photos_url == photos_url
+    store.close()
+    monkeypatch.delenv("MONITOR_PHOTOS_URL")
+    store = Store(tmp_path / "data")
+    assert isinstance(store.photo_storage, FolderStorage) and store.photos_url is None
+    store.close()
+
+
 def test_an_unreachable_object_store_fails_in_words_and_stores_nothing(tmp_path, monkeypatch,
                                                                        object_store):
     for name, value in object_store.items():
