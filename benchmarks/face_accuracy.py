@@ -44,6 +44,8 @@ from closeup_accuracy import (  # noqa: E402
     severity_grade,
 )
 
+from monitor.progress import print_progress  # noqa: E402
+
 DEFAULT_DATA_DIR = ROOT.parent / "shared" / "data" / "acne04-dev"
 
 HELD_OUT_HELP = ("only the seventh of DATA_DIR that the close-up networks and their count "
@@ -310,13 +312,6 @@ def report(acc: FaceAccuracy) -> str:
         + ("met" if not missed else "MISSED: " + "; ".join(missed))
     )
     return "\n".join(lines)
-
-
-def print_progress(done: int, total: int, name: str, status: str) -> None:
-    """Progress on stderr: one line rewritten in place on a terminal, a line a step in a log."""
-    tty = sys.stderr.isatty()
-    print(f"{chr(13) if tty else ''}[{done}/{total}] {status:8s} {name[:60]:60s}",
-          end="" if tty and done < total else "\n", file=sys.stderr, flush=True)
 
 
 def main(argv: list[str]) -> int:

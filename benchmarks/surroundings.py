@@ -32,7 +32,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from monitor.colour import linear_to_srgb, srgb_to_linear  # noqa: E402
-from monitor.face import _topology  # noqa: E402
+from monitor.face import mesh_parts  # noqa: E402
 from monitor.pipeline import analyse_series  # noqa: E402
 from monitor.synthetic import (  # noqa: E402
     FACES,
@@ -51,7 +51,7 @@ KEPT_IOD = 0.35
 def head_mask(course: SyntheticCourse, day_index: int) -> np.ndarray:
     """The face oval and everything within KEPT_IOD pupil distances of it, in the photo."""
     photo = course.photos[day_index]
-    oval = photo.to_photo(course.base_landmarks[list(_topology()["oval"])])
+    oval = photo.to_photo(course.base_landmarks[list(mesh_parts()["oval"])])
     iod = course.base_inter_ocular_px * float(np.sqrt(abs(np.linalg.det(photo.homography[:2,
                                                                                           :2]))))
     inside = np.zeros(photo.image.shape[:2], np.uint8)

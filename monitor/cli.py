@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from pathlib import Path
 
+from monitor.progress import print_progress
+
 __all__ = ["main"]
 
 
@@ -70,17 +72,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _progress(done: int, total: int, name: str, status: str) -> None:
-    if not sys.stderr.isatty():
-        print(f"[{done}/{total}] {name}{': ' + status if status else ''}", file=sys.stderr,
-              flush=True)
-        return
-    width = 24
-    filled = int(width * done / max(total, 1))
-    print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {name[:40]:<40} {status:<8}",
-          end="" if done < total else "\n", file=sys.stderr, flush=True)
-
-
 def _summary(analysis: dict) -> str:
     photos = analysis["photos"]
     ok = [p for p in photos if p["status"] == "ok"]
@@ -112,7 +103,7 @@ def _analyze(args: argparse.Namespace) -> int:
         treatment_date=args.treatment_date,
         reference=args.reference,
         captured_at=dict(args.captured_at),
-        progress=None if args.quiet else _progress,
+        progress=None if args.quiet else print_progress,
         colour_card=args.colour_card,
     )
     if args.reference and analysis["reference"] != Path(args.reference).name:
@@ -145,7 +136,7 @@ def _lesions(args: argparse.Namespace) -> int:
     for i, path in enumerate(files):
         photos.append(analyse_closeup(path))
         if not args.quiet:
-            _progress(i + 1, len(files), path.name, photos[-1]["status"])
+            print_progress(i + 1, len(files), path.name, photos[-1]["status"])
     out = Path(args.json)
     _write_json({"schema": CLOSEUP_SCHEMA, "photos": photos}, out)
     for p in photos:

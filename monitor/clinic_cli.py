@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from monitor.progress import print_progress
+
 if TYPE_CHECKING:
     from monitor.store import Store
 
@@ -25,9 +27,7 @@ __all__ = ["add_clinic_commands", "main", "run_clinic_command"]
 
 
 def _bar(done: int, total: int, name: str) -> None:
-    from monitor.cli import _progress
-
-    _progress(done, total, name, "")
+    print_progress(done, total, name)
 
 
 def add_clinic_commands(commands: argparse._SubParsersAction) -> None:

@@ -37,6 +37,7 @@ import numpy as np
 
 __all__ = [
     "CALIBRATION_FILE",
+    "PreparedInput",
     "DENSITY_SCALE",
     "INPUT_SHORT_SIDE",
     "RUN_SHORT_SIDE",

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from monitor.face import Face, _topology
+from monitor.face import Face, mesh_parts
 
 __all__ = [
     "ColourCorrection",
@@ -177,7 +177,7 @@ def to_lab(linear: np.ndarray) -> np.ndarray:
 
 def _distance_from_oval(face: Face, shape: tuple[int, int]) -> np.ndarray:
     """Each pixel's distance (pixels) from the convex hull of the face oval; 0 inside it."""
-    oval = face.landmarks[list(_topology()["oval"])]
+    oval = face.landmarks[list(mesh_parts()["oval"])]
     hull = np.round(cv2.convexHull(oval.astype(np.float32))[:, 0]).astype(np.int32)
     inside = np.zeros(shape, np.uint8)
     cv2.fillConvexPoly(inside, hull, 1)
@@ -205,7 +205,7 @@ def eye_white_mask(face: Face, shape: tuple[int, int], rgb: np.ndarray) -> np.nd
     """Whites of the eyes and teeth: bright, low-saturation pixels inside eyes and lips."""
     mask = np.zeros(shape, np.uint8)
     for part in ("right_eye", "left_eye", "lips"):
-        hull = cv2.convexHull(face.landmarks[list(_topology()[part])].astype(np.float32))
+        hull = cv2.convexHull(face.landmarks[list(mesh_parts()[part])].astype(np.float32))
         cv2.fillConvexPoly(mask, np.round(hull[:, 0]).astype(np.int32), 1)
     for pupil in (face.right_pupil, face.left_pupil):  # leave out the iris
         cv2.circle(mask, tuple(np.round(pupil).astype(int)),

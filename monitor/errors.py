@@ -11,7 +11,7 @@ as they are; any other exception is a bug.
     ├── PhotoTooLarge          would decode to too many pixels (decompression bomb)
     ├── PhotoTooSmall          too few pixels to hold a measurable face
     ├── NoFaceFound            no face, or no single dominant face
-    ├── NoSkinFound            a close-up shows no skin to measure
+    ├── NoSkinFound            too little skin to measure (a close-up, a glare)
     ├── PoorPhotoQuality       blurred, badly lit, face too small, pose too far off
     ├── AlignmentFailed        could not be mapped onto the reference photo
     ├── NotTheSameFace         the face is not the reference photo's (someone else's photo)
@@ -63,7 +63,8 @@ class NoFaceFound(MonitorError):
 
 
 class NoSkinFound(MonitorError):
-    """A close-up photo shows no skin to measure."""
+    """A photo shows too little skin to measure: a close-up without skin, or skin lost to
+    glare and shadow."""
 
 
 class PoorPhotoQuality(MonitorError):

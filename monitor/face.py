@@ -25,7 +25,12 @@ from monitor.errors import NoFaceFound
 
 __all__ = [
     "Face",
+    "apply_homography",
+    "shrink",
+    "LEFT_IRIS",
+    "RIGHT_IRIS",
     "find_face",
+    "mesh_parts",
     "REGIONS",
     "INTER_OCULAR_MM",
 ]
@@ -38,8 +43,10 @@ REGIONS = ("forehead", "left_cheek", "right_cheek", "nose", "chin")
 
 # MediaPipe Face Mesh indices. "Right" and "left" are the subject's: the subject's right eye
 # appears on the left of a non-mirrored photo.
-_RIGHT_IRIS = 468
-_LEFT_IRIS = 473
+#: Face Mesh index of the centre of the subject's right iris (the pupil).
+RIGHT_IRIS = 468
+#: Face Mesh index of the centre of the subject's left iris.
+LEFT_IRIS = 473
 _RIGHT_EYE_OUTER, _RIGHT_EYE_INNER = 33, 133
 _LEFT_EYE_INNER, _LEFT_EYE_OUTER = 362, 263
 _FOREHEAD_TOP, _CHIN_BOTTOM = 10, 152
@@ -139,7 +146,10 @@ _MESH = None
 _MESH_LOCK = threading.Lock()
 
 
-def _topology() -> dict[str, tuple[int, ...]]:
+def mesh_parts() -> dict[str, tuple[int, ...]]:
+    """Face Mesh indices of the parts of a face, by name: ``"oval"`` (the face's outline, in
+    order round it), ``"right_eye"``, ``"left_eye"``, ``"right_brow"``, ``"left_brow"``,
+    ``"lips"`` and ``"nose"`` (the subject's own right and left), from MediaPipe's own tables."""
     global _TOPOLOGY
     if _TOPOLOGY is None:
         _TOPOLOGY = _mesh_topology()
@@ -223,11 +233,11 @@ class Face:
     # --- geometry -------------------------------------------------------------------------
     @property
     def right_pupil(self) -> np.ndarray:
-        return self.landmarks[_RIGHT_IRIS]
+        return self.landmarks[RIGHT_IRIS]
 
     @property
     def left_pupil(self) -> np.ndarray:
-        return self.landmarks[_LEFT_IRIS]
+        return self.landmarks[LEFT_IRIS]
 
     @property
     def inter_ocular_px(self) -> float:
@@ -241,8 +251,8 @@ class Face:
         Unlike :attr:`inter_ocular_px` it does not shrink when the head is turned: on the
         ACNE04 photos, many of them half profiles, the two differ by up to a factor of two.
         """
-        d = self.landmarks[_LEFT_IRIS] - self.landmarks[_RIGHT_IRIS]
-        dz = self.depth[_LEFT_IRIS] - self.depth[_RIGHT_IRIS]
+        d = self.landmarks[LEFT_IRIS] - self.landmarks[RIGHT_IRIS]
+        dz = self.depth[LEFT_IRIS] - self.depth[RIGHT_IRIS]
         return float(math.sqrt(d[0] ** 2 + d[1] ** 2 + dz**2))
 
     @property
@@ -260,7 +270,7 @@ class Face:
     @property
     def box(self) -> tuple[float, float, float, float]:
         """Bounding box (x0, y0, x1, y1) of the face oval in pixels."""
-        oval = self.landmarks[list(_topology()["oval"])]
+        oval = self.landmarks[list(mesh_parts()["oval"])]
         x0, y0 = oval.min(axis=0)
         x1, y1 = oval.max(axis=0)
         return float(x0), float(y0), float(x1), float(y1)
@@ -327,7 +337,7 @@ class Face:
         points = self._points_in(transform)
         height, width = shape
         scale = self.inter_ocular_px * _transform_scale(transform)
-        topology = _topology()
+        topology = mesh_parts()
         mask = np.zeros((height, width), np.uint8)
         _fill(mask, points[list(topology["oval"])], 1)
         # Pull the hairline in a little: the oval's top edge often sits on hair.
@@ -365,7 +375,7 @@ class Face:
         ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
 
         # Face frame: u along the pupil line (towards the subject's left), v downwards.
-        right_pupil, left_pupil = points[_RIGHT_IRIS], points[_LEFT_IRIS]
+        right_pupil, left_pupil = points[RIGHT_IRIS], points[LEFT_IRIS]
         origin = (right_pupil + left_pupil) / 2
         u_axis = (left_pupil - right_pupil) / np.linalg.norm(left_pupil - right_pupil)
         v_axis = np.array([-u_axis[1], u_axis[0]])
@@ -385,7 +395,7 @@ class Face:
                            / iod)
 
         nose = np.zeros((height, width), np.uint8)
-        _fill(nose, cv2.convexHull(points[list(_topology()["nose"])].astype(np.float32))[:, 0], 1)
+        _fill(nose, cv2.convexHull(points[list(mesh_parts()["nose"])].astype(np.float32))[:, 0], 1)
         nose_mask = nose.astype(bool) & skin
 
         forehead = skin & (v < brow_v - 0.05)

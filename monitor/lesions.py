@@ -80,8 +80,8 @@ from monitor.closeup_net import (
 from monitor.face import INTER_OCULAR_MM
 
 __all__ = [
-    "Lesion", "LesionRead", "closeup_px_per_mm", "detect_lesions", "disc_mask", "read_lesions",
-    "skin_mask_by_colour",
+    "FACE_READ_PX_PER_MM", "FACE_SEPARATION_MM", "Lesion", "LesionRead", "closeup_px_per_mm",
+    "detect_lesions", "disc_mask", "read_lesions", "skin_mask_by_colour",
 ]
 
 _KINDS = ("papule", "pustule")

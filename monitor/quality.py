@@ -176,9 +176,11 @@ def _skin_at_working_scale(rgb: np.ndarray, face: Face) -> tuple[np.ndarray, np.
     return small, mask
 
 
-def assess(rgb: np.ndarray, face: Face, *, reference: Face | None = None,
-           limits: QualityLimits = DEFAULT_LIMITS) -> Quality:
-    """Run the quality gate on one photo.
+def assess(rgb: np.ndarray, face: Face, *, limits: QualityLimits = DEFAULT_LIMITS) -> Quality:
+    """Run the quality gate on one photo: its own sharpness, light and size.
+
+    The pose against the course's reference photo is checked apart, once the photo's
+    reference is known (:func:`check_pose`); ``pose_change_deg`` is left None here.
 
     Parameters
     ----------
@@ -186,8 +188,6 @@ def assess(rgb: np.ndarray, face: Face, *, reference: Face | None = None,
         The photo.
     face : Face
         Its dominant face.
-    reference : Face, optional
-        The reference photo's face; when given, the pose change against it is checked.
     limits : QualityLimits
         Where to reject and where to warn.
 
@@ -238,15 +238,10 @@ def assess(rgb: np.ndarray, face: Face, *, reference: Face | None = None,
         elif exposure > limits.warn_skin_l_high or clipped > limits.warn_clipped:
             warnings.append("Some of your face is very bright; avoid direct sun or flash.")
 
-    change = None
-    if reference is not None:
-        change, pose_problems, pose_warnings = check_pose(face, reference, limits=limits)
-        problems += pose_problems
-        warnings += pose_warnings
     return Quality(
         sharpness=sharpness, exposure=exposure, clipped_fraction=clipped,
         face_width_px=face.width_px, inter_ocular_px=iod, faces_found=face.faces_found,
-        pose_deg=face.pose_deg, pose_change_deg=change, problems=tuple(problems),
+        pose_deg=face.pose_deg, pose_change_deg=None, problems=tuple(problems),
         warnings=tuple(warnings), redness_measurable=clipped <= limits.max_clipped_redness,
     )
 

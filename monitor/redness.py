@@ -30,11 +30,14 @@ import cv2
 import numpy as np
 
 from monitor.colour import to_lab
+from monitor.errors import NoSkinFound
 
 __all__ = ["Redness", "RednessBaseline", "measure_redness", "redness_map"]
 
 _LIGHTNESS_BAND = 22.0  # L* units around the skin's median lightness that count as skin
 _MIN_PIXELS = 30
+_TOO_LITTLE_SKIN = ("We could not see enough evenly lit skin in this photo to measure its "
+                    "redness. Take it in soft, even light, with the skin filling the frame.")
 
 
 @dataclass(frozen=True)
@@ -123,13 +126,20 @@ def measure_redness(linear_rgb: np.ndarray, skin: np.ndarray,
     Returns
     -------
     Redness
+
+    Raises
+    ------
+    NoSkinFound
+        The skin mask is empty, or fewer than :data:`_MIN_PIXELS` of its pixels are left once
+        the spots and the pixels far lighter or darker than the skin's median (glare, shadow)
+        are left out.
     """
     if linear_rgb.shape[:2] != skin.shape:
         raise ValueError(f"skin mask shape {skin.shape} does not match image "
                          f"{linear_rgb.shape[:2]}")
     x0, y0, box_w, box_h = cv2.boundingRect(skin.astype(np.uint8))
     if box_w == 0:
-        raise ValueError("the skin mask is empty")
+        raise NoSkinFound(_TOO_LITTLE_SKIN)
     y1, x1 = y0 + box_h, x0 + box_w
     window = (slice(y0, y1), slice(x0, x1))
     lin = linear_rgb[window]
@@ -142,7 +152,7 @@ def measure_redness(linear_rgb: np.ndarray, skin: np.ndarray,
     median_l = float(np.median(lightness[mask])) if mask.any() else 50.0
     mask &= np.abs(lightness - median_l) < _LIGHTNESS_BAND
     if mask.sum() < _MIN_PIXELS:
-        raise ValueError("too little skin left to measure redness")
+        raise NoSkinFound(_TOO_LITTLE_SKIN)
 
     a_skin = lab[..., 1][mask]
     if baseline is None:

@@ -82,6 +82,8 @@ from monitor.photostore import (
 
 __all__ = [
     "ROLES",
+    "METADATA",
+    "SYMPTOM_NAMES",
     "AccessDenied",
     "AccountError",
     "SignInPaused",

@@ -54,7 +54,7 @@ import cv2
 import numpy as np
 
 from monitor.evaluation import voc_objects
-from monitor.face import _LEFT_IRIS, _RIGHT_IRIS, INTER_OCULAR_MM, Face, _topology, find_face
+from monitor.face import INTER_OCULAR_MM, LEFT_IRIS, RIGHT_IRIS, Face, find_face, mesh_parts
 
 __all__ = [
     "ACNE04_TRAIN",
@@ -547,8 +547,8 @@ def _skin_points(rng: np.random.Generator, n: int, min_gap: float,
 def _erythema_field(landmarks: np.ndarray, iod: float, shape: tuple[int, int]) -> np.ndarray:
     """Where post-procedure redness sits: cheeks, nose, chin and forehead, smooth, 0..1."""
     height, width = shape
-    eyes = (landmarks[_RIGHT_IRIS] + landmarks[_LEFT_IRIS]) / 2
-    u = (landmarks[_LEFT_IRIS] - landmarks[_RIGHT_IRIS]) / iod
+    eyes = (landmarks[RIGHT_IRIS] + landmarks[LEFT_IRIS]) / 2
+    u = (landmarks[LEFT_IRIS] - landmarks[RIGHT_IRIS]) / iod
     v = np.array([-u[1], u[0]])
     centres = [(-0.55, 0.75, 0.42), (0.55, 0.75, 0.42), (0.0, 0.6, 0.28), (0.0, 1.55, 0.35),
                (0.0, -0.75, 0.45)]
@@ -560,7 +560,7 @@ def _erythema_field(landmarks: np.ndarray, iod: float, shape: tuple[int, int]) -
                                            / (2 * (s * iod) ** 2)))
     # Blood is in the skin only: keep the redness inside the face oval (feathered edge).
     oval = np.zeros(shape, np.float32)
-    cv2.fillPoly(oval, [np.round(landmarks[list(_topology()["oval"])]).astype(np.int32)], 1.0)
+    cv2.fillPoly(oval, [np.round(landmarks[list(mesh_parts()["oval"])]).astype(np.int32)], 1.0)
     oval = cv2.GaussianBlur(oval, (0, 0), 0.04 * iod)
     return field_ * oval
 

@@ -22,14 +22,40 @@ def test_ruff_is_clean():
 
 
 def test_public_api_is_exactly_all():
+    import pkgutil
+
     import monitor
 
-    exported = {name for name in dir(monitor) if not name.startswith("_")} - {
-        "errors", "photo", "face", "quality", "align", "colour", "redness", "lesions", "course",
-        "pipeline", "synthetic", "evaluation", "store", "clinic", "report", "charts", "imagery",
-        "demo", "clinic_cli", "cli", "closeup_net", "web", "reanalysis", "photostore"}
+    modules = {m.name for m in pkgutil.iter_modules(monitor.__path__)}
+    exported = {name for name in dir(monitor) if not name.startswith("_")} - modules
     assert exported == set(monitor.__all__) - {"__version__"}
     assert sys.modules["monitor"].__version__
+
+
+def _imports_of(path):
+    """(module, name) of every ``from monitor.<module> import <name>`` in a file."""
+    import ast
+
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("monitor."):
+            for alias in node.names:
+                yield node.module, alias.name
+
+
+def test_no_module_takes_another_modules_private_names():
+    """What one module of the library takes from another is that module's public API: a name
+    in its ``__all__``, never a private one."""
+    import importlib
+
+    found = []
+    for path in sorted((REPO / "monitor").glob("*.py")):
+        for module, name in _imports_of(path):
+            if module == f"monitor.{path.stem}":
+                continue
+            public = getattr(importlib.import_module(module), "__all__", ())
+            if name.startswith("_") or name not in public:
+                found.append(f"{path.name}: {module}.{name}")
+    assert not found, found
 
 
 _SKIPS = """

@@ -285,3 +285,24 @@ def test_the_card_gains_rest_on_all_its_patches():
     assert np.allclose(found, gains, rtol=0.004), found
     # Read in the dark, most patches are too dark to trust: no gains rather than poor ones.
     assert _card_gains(reference * 0.03, reference) is None
+
+
+def test_too_little_skin_is_a_plain_refusal_not_a_crash():
+    """An empty skin mask, or one whose pixels are all glare, is the photo's fault, not a bug:
+    NoSkinFound, whose message tells the patient what to do."""
+    from monitor.errors import NoSkinFound
+    from monitor.redness import measure_redness
+
+    linear = np.full((60, 60, 3), 0.3, np.float32)
+    with pytest.raises(NoSkinFound, match="light"):
+        measure_redness(linear, np.zeros((60, 60), bool), {})
+    # Skin of 40 pixels, half washed out by glare (L* 100) and half in deep shadow (L* 15): none
+    # lies within the lightness band around their median, and nothing is left to measure.
+    skin = np.zeros((60, 60), bool)
+    skin[10:12, 10:30] = True
+    measure_redness(linear, skin, {})  # the same skin evenly lit: measured
+    lit = linear.copy()
+    lit[10:12, 10:20] = 1.0
+    lit[10:12, 20:30] = 0.02
+    with pytest.raises(NoSkinFound):
+        measure_redness(lit, skin, {})
