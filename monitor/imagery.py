@@ -20,8 +20,8 @@ from monitor.photo import load_photo
 from monitor.pipeline import Reference
 from monitor.redness import redness_map
 
-__all__ = ["aligned_photo", "draw_lesions", "framing_thumbnail", "lesions_in_frame",
-           "redness_overlay", "timelapse_gif", "wipe"]
+__all__ = ["aligned_photo", "draw_lesions", "frame_to_photo", "framing_thumbnail",
+           "lesions_in_frame", "redness_overlay", "timelapse_gif", "wipe"]
 
 
 def _to_frame(reference: Reference, to_reference: Sequence[Sequence[float]]) -> np.ndarray:
