@@ -35,12 +35,21 @@ def series_points(trend: dict, measure: str, region: str | None = None
 
 def _band(trend: dict, measure: str, values: list[float], days: list[int]
           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """The expected band in the measure's units: (days, lower, upper, typical).
+
+    Scaled between the baseline and the peak that the course itself judged the measure by
+    (the trend's ``scales``); a trend written before those were published is scaled between
+    the lowest value up to day 0 and the highest.
+    """
     band = ((trend.get("expected_course") or {}).get("band") or {}).get(measure)
     if not band or not values:
         return None
-    before = [v for d, v in zip(days, values, strict=True) if d <= 0]
-    base = min(before) if before else 0.0
-    peak = max(values)
+    scale = (trend.get("scales") or {}).get(measure)
+    if scale is not None:
+        base, peak = float(scale["baseline"]), float(scale["peak"])
+    else:
+        before = [v for d, v in zip(days, values, strict=True) if d <= 0]
+        base, peak = (min(before) if before else 0.0), max(values)
     span = max(peak - base, 1e-9)
     x = np.asarray(band["days"], float)
     return (x, base + span * np.asarray(band["lower"], float),

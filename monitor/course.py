@@ -56,6 +56,7 @@ __all__ = [
     "ExpectedBand",
     "ExpectedCourse",
     "LesionTracking",
+    "MeasureScale",
     "RegionDay",
     "Severity",
     "Sighting",
@@ -1555,6 +1556,31 @@ def _above_band(m: _Measure, expected: ExpectedCourse) -> bool:
 
 
 @dataclass(frozen=True)
+class MeasureScale:
+    """Where a measure of the course stands in its own units: the levels and the expected band
+    are relative to these (0 at ``baseline``, 1 at ``peak``).
+
+    Attributes
+    ----------
+    baseline : float
+        The measure before the course rose: the median of the photos before treatment, day 0's
+        when the peak came later, else 0 (no spots; the reference photo's redness).
+    peak : float
+        Its highest value from the treatment on.
+    clear_level : float
+        At or below this the measure counts as clear (settled).
+    """
+
+    baseline: float
+    peak: float
+    clear_level: float
+
+    def to_json(self) -> dict:
+        return {"baseline": _number(self.baseline, 3), "peak": _number(self.peak, 3),
+                "clear_level": _number(self.clear_level, 3)}
+
+
+@dataclass(frozen=True)
 class Course:
     """The assessed course: status, flag, reasons, projection, severity, series and tracks.
 
@@ -1583,6 +1609,9 @@ class Course:
         ``"still_raised"``, ``"not_coming_down"`` or ``"rising"``.
     day_origin : str
         ``"treatment"`` when days count from the treatment date, ``"first_photo"`` otherwise.
+    scales : mapping of str to MeasureScale
+        ``"lesions"`` and ``"redness"`` (each when measured on some day): the baseline and
+        peak that the levels and the expected band are relative to, in the measure's units.
     """
 
     status: str
@@ -1602,6 +1631,7 @@ class Course:
     latest_day: int | None
     today_day: int | None
     symptoms: tuple[Symptoms, ...] = ()
+    scales: Mapping[str, MeasureScale] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -1659,6 +1689,7 @@ class Course:
             ),
             "series": [d.to_json() for d in self.series],
             "tracks": [t.to_json() for t in self.tracks],
+            "scales": {name: scale.to_json() for name, scale in self.scales.items()},
         }
 
 
@@ -1878,6 +1909,8 @@ def assess_course(
         latest_day=latest_day,
         today_day=today_day if today_day is not None else latest_day,
         symptoms=symptoms,
+        scales={m.name: MeasureScale(m.baseline, m.peak, m.clear_level)
+                for m in (lesions, redness) if m is not None},
     )
 
 
