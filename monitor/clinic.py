@@ -23,7 +23,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from importlib import metadata
 from pathlib import Path
 
@@ -34,6 +34,7 @@ from monitor.pipeline import (
     Reference,
     analyse_photo,
     make_reference,
+    reference_order,
     refuse_as_reference,
 )
 from monitor.quality import capture_difference
@@ -154,13 +155,9 @@ def reference_for(store: Store, actor: User, photo: PhotoInfo) -> Reference:
     return reference
 
 
-def _time(value: datetime | None) -> float:
-    return float("inf") if value is None else value.timestamp()
-
-
 def _reference_photo(photos: Sequence[PhotoInfo]) -> PhotoInfo | None:
     accepted = [p for p in photos if p.status == "ok"]
-    return min(accepted, key=lambda p: (_time(p.captured_at), p.id), default=None)
+    return min(accepted, key=lambda p: (*reference_order(p.captured_at), p.id), default=None)
 
 
 # ------------------------------------------------------------------------------------------
@@ -193,8 +190,8 @@ def _check_in_photo(store: Store, actor: User, patient_id: int, data: bytes, *,
     ref_photo = _reference_photo(photos)
     reference = None if ref_photo is None else reference_for(store, actor, ref_photo)
     result = analyse_photo(data, name=file_name, reference=reference)
-    becomes_reference = (ref_photo is None
-                         or _time(result.captured_at) < _time(ref_photo.captured_at))
+    becomes_reference = (ref_photo is None or reference_order(result.captured_at)
+                         < reference_order(ref_photo.captured_at))
     if becomes_reference:
         result = refuse_as_reference(result)
     if result.status != "ok":

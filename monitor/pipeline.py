@@ -85,6 +85,7 @@ __all__ = [
     "make_reference",
     "fit_as_reference",
     "refuse_as_reference",
+    "reference_order",
     "expand_paths",
     "face_crop",
 ]
@@ -418,6 +419,16 @@ def refuse_as_reference(result: PhotoResult) -> PhotoResult:
     return replace(result, status="rejected", reason=WASHED_OUT_REFERENCE, crop=None)
 
 
+def reference_order(captured_at: datetime | None) -> tuple[bool, float]:
+    """Sort key of the photos a course may take as its reference: the earliest capture
+    first, undated photos last (their day is unknown, and the course leaves them out).
+
+    The one rule for the command line's courses and the clinic's; ties are broken by the
+    caller (file name, photo id).
+    """
+    return captured_at is None, 0.0 if captured_at is None else captured_at.timestamp()
+
+
 def _pick_reference(results: Sequence[PhotoResult], reference: str | None) -> PhotoResult | None:
     accepted = [r for r in results if fit_as_reference(r)]
     if reference is not None:
@@ -427,8 +438,7 @@ def _pick_reference(results: Sequence[PhotoResult], reference: str | None) -> Ph
                 return r
     if not accepted:
         return None
-    return min(accepted, key=lambda r: (r.captured_at.timestamp() if r.captured_at else 0,
-                                        r.file))
+    return min(accepted, key=lambda r: (*reference_order(r.captured_at), r.file))
 
 
 @dataclass(frozen=True, eq=False)

@@ -445,6 +445,20 @@ def test_the_analysis_contract_keeps_every_field_of_its_published_shape(tmp_path
     assert missing(json.loads(GOLDEN_ANALYSIS.read_text()), shape(analysis)) == []
 
 
+def test_the_reference_is_the_earliest_dated_photo():
+    """One rule orders the candidates for a course's reference (the command line's courses
+    and the clinic's): earliest capture first, undated photos after every dated one (the
+    command line took an undated photo as the earliest, the clinic as the latest)."""
+    from datetime import datetime
+
+    from monitor.pipeline import reference_order
+
+    times = [datetime(2026, 3, 4, 9), None, datetime(2026, 3, 2, 18), datetime(2026, 3, 3)]
+    ordered = sorted(times, key=reference_order)
+    assert ordered == [datetime(2026, 3, 2, 18), datetime(2026, 3, 3), datetime(2026, 3, 4, 9),
+                       None]
+
+
 if __name__ == "__main__":  # write the golden shape again (only ever to add fields)
     import tempfile
 
