@@ -40,6 +40,7 @@ from monitor.colour import (
     find_colour_card,
     prepare_colour_reference,
 )
+from monitor.contract import Analysis
 from monitor.course import Symptoms, assess_course
 from monitor.errors import (
     AlignmentFailed,
@@ -808,14 +809,16 @@ def analyse_series(
         What the patient reported (fever, pain, ...); any of them raises the flag.
     strict : bool
         Re-raise unexpected (non-:class:`MonitorError`) exceptions instead of rejecting the
-        photo; for tests, where a bug must stay visible.
+        photo, and check the analysis against its typed contract
+        (:class:`monitor.contract.Analysis`); for tests, where a bug must stay visible.
     colour_card : bool
         Look for a colour card in every photo (see :func:`analyse_photo`).
 
     Returns
     -------
     dict
-        The analysis, ready for ``json.dump``.
+        The analysis, ready for ``json.dump``: the ``monitor.analysis/1`` document of
+        :class:`monitor.contract.Analysis` (field by field in docs/contract.md).
     """
     files = expand_paths(paths)
     overrides = dict(captured_at or {})
@@ -842,17 +845,20 @@ def analyse_series(
         # Every accepted photo (if any) is too washed out to be the reference.
         results = [refuse_as_reference(r) for r in results]
 
-    order = sorted(range(len(results)), key=lambda i: (
-        results[i].captured_at is None,
-        results[i].captured_at.timestamp() if results[i].captured_at else 0, results[i].file))
+    order = sorted(range(len(results)),
+                   key=lambda i: (*reference_order(results[i].captured_at), results[i].file))
     photos = [results[i].to_json(treatment_date=treatment_date) for i in order]
-    return {
+    analysis = {
         "schema": SCHEMA,
         "treatment_date": None if treatment_date is None else treatment_date.isoformat(),
         "reference": None if ref is None else ref.file,
         "photos": photos,
         "trend": assess_course(photos, symptoms=symptoms).to_json(),
     }
+    if strict:
+        # Tests run strict: a field of the wrong type fails there (monitor.contract).
+        Analysis.from_json(analysis)
+    return analysis
 
 
 CLOSEUP_SCHEMA = "monitor.lesions/1"
