@@ -28,7 +28,7 @@ from importlib import metadata
 from pathlib import Path
 
 import monitor
-from monitor.course import Course, Symptoms, assess_course
+from monitor.course import SYMPTOM_NAMES, Course, Symptoms, assess_course
 from monitor.pipeline import (
     SCHEMA,
     Reference,
@@ -38,7 +38,7 @@ from monitor.pipeline import (
     refuse_as_reference,
 )
 from monitor.quality import capture_difference
-from monitor.store import SYMPTOM_NAMES, CheckIn, Correction, PatientInfo, PhotoInfo, Store, User
+from monitor.store import CheckIn, Correction, PatientInfo, PhotoInfo, Store, User
 
 __all__ = [
     "ENGINE_VERSION",

@@ -51,6 +51,7 @@ __all__ = [
     "DEFAULT_EXPECTED_COURSE",
     "HAYASHI_SCALE",
     "STATUSES",
+    "SYMPTOM_NAMES",
     "Course",
     "CourseDay",
     "ExpectedBand",
@@ -348,6 +349,9 @@ _SYMPTOM_SENTENCES = {
     "pus": "You reported pus (yellow or white fluid) in the treated skin{when}.",
     "cold_sores": "You reported cold sores{when}.",
 }
+#: The symptoms a patient is asked about, in the order they are reported: the one list the
+#: check-in, the database's columns and the course's reasons follow.
+SYMPTOM_NAMES: tuple[str, ...] = tuple(_SYMPTOM_SENTENCES)
 
 
 @dataclass(frozen=True)
@@ -370,7 +374,7 @@ class Symptoms:
     day: int | None = None
 
     def __post_init__(self) -> None:
-        for name in _SYMPTOM_SENTENCES:
+        for name in SYMPTOM_NAMES:
             value = getattr(self, name)
             if not isinstance(value, bool | np.bool_):
                 raise TypeError(f"Symptoms.{name} must be True or False, got {value!r}")
@@ -382,7 +386,7 @@ class Symptoms:
     @property
     def reported(self) -> tuple[str, ...]:
         """Names of the symptoms reported, in a fixed order."""
-        return tuple(name for name in _SYMPTOM_SENTENCES if getattr(self, name))
+        return tuple(name for name in SYMPTOM_NAMES if getattr(self, name))
 
     def reasons(self) -> tuple[str, ...]:
         """One plain sentence per reported symptom."""

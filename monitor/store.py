@@ -71,6 +71,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
+from monitor.course import SYMPTOM_NAMES
 from monitor.errors import AccessDenied, AccountError, PhotoStorageUnavailable, SignInPaused
 from monitor.photostore import (
     PhotoStorage,
@@ -83,7 +84,6 @@ from monitor.photostore import (
 __all__ = [
     "ROLES",
     "METADATA",
-    "SYMPTOM_NAMES",
     "AccessDenied",
     "AccountError",
     "SignInPaused",
@@ -105,7 +105,6 @@ __all__ = [
 ]
 
 ROLES = ("patient", "clinician")
-SYMPTOM_NAMES = ("fever", "pain", "spreading_redness", "pus", "cold_sores")
 #: The audit log's action for a photo refused as not showing the patient's face.
 REFUSED_OTHER_FACE = "refuse_photo_other_face"
 _REPO = Path(__file__).resolve().parent.parent

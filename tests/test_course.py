@@ -773,3 +773,24 @@ def test_a_lesion_read_as_one_with_its_neighbour_is_not_resolved():
     plain = [{k: v for k, v in p.items() if k != "lesion_reading"} for p in photos]
     assert any(t.resolved_day is not None or t.first_day > 1
                for t in track_lesions(plain).tracks)
+
+
+def test_every_place_asks_for_records_and_explains_the_same_symptoms():
+    """One list of symptoms (course.SYMPTOM_NAMES): the course's record and its reasons, the
+    database's check-in columns and the check-in page's questions all follow it."""
+    import dataclasses
+
+    from app_pages.common import SYMPTOM_QUESTIONS
+    from monitor.course import SYMPTOM_NAMES, Symptoms
+    from monitor.store import METADATA, CheckIn
+
+    fields = [f.name for f in dataclasses.fields(Symptoms) if f.name != "day"]
+    assert tuple(fields) == SYMPTOM_NAMES
+    assert tuple(SYMPTOM_QUESTIONS) == SYMPTOM_NAMES
+    assert [f.name for f in dataclasses.fields(CheckIn)][3:] == list(SYMPTOM_NAMES)
+    columns = set(METADATA.tables["checkins"].columns.keys())
+    assert set(SYMPTOM_NAMES) <= columns
+    everything = Symptoms(day=2, **dict.fromkeys(SYMPTOM_NAMES, True))
+    assert everything.reported == SYMPTOM_NAMES
+    assert len(set(everything.reasons())) == len(SYMPTOM_NAMES)
+    assert all(reason.endswith("on day 2.") for reason in everything.reasons())
