@@ -12,6 +12,7 @@ from contextlib import contextmanager
 import streamlit as st
 
 from monitor.clinic import CourseView, course_view, reference_for
+from monitor.course import STATUS_INFO
 from monitor.errors import MonitorError
 from monitor.imagery import aligned_photo, framing_thumbnail
 from monitor.report import STATUS_WORDS
@@ -215,7 +216,7 @@ def status_box(trend: dict) -> None:
     reasons = trend.get("reasons") or []
     if trend.get("see_dermatologist"):
         st.error(f"**{words}.** Please contact your dermatologist.", icon="⚠️")
-    elif trend.get("status") in ("resolved", "resolving_as_expected"):
+    elif trend.get("status") in STATUS_INFO and STATUS_INFO[trend["status"]].settled:
         st.success(f"**{words}.**", icon="✅")
     else:
         st.info(f"**{words}.**")

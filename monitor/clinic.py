@@ -28,7 +28,7 @@ from importlib import metadata
 from pathlib import Path
 
 import monitor
-from monitor.course import SYMPTOM_NAMES, Course, Symptoms, assess_course
+from monitor.course import STATUS_INFO, SYMPTOM_NAMES, Course, Symptoms, assess_course
 from monitor.pipeline import (
     SCHEMA,
     Reference,
@@ -394,8 +394,13 @@ def course_view(store: Store, actor: User, patient_id: int) -> CourseView:
 # Triage
 # ------------------------------------------------------------------------------------------
 
-_STATUS_ORDER = {"worsening": 0, "slower_than_expected": 1, "insufficient_data": 3,
-                 "resolving_as_expected": 4, "resolved": 5}
+
+
+def _triage_place(status: str) -> float:
+    """Place of a course status on the triage list (course.STATUS_INFO); a status this version
+    does not know goes after the courses that are off track and before the rest."""
+    info = STATUS_INFO.get(status)
+    return STATUS_INFO["slower_than_expected"].triage + 0.5 if info is None else info.triage
 
 
 @dataclass(frozen=True)
@@ -411,7 +416,7 @@ class TriageRow:
 
     @property
     def rank(self) -> tuple:
-        return (not self.see_dermatologist, _STATUS_ORDER.get(self.status, 2),
+        return (not self.see_dermatologist, _triage_place(self.status),
                 -self.missing_check_ins, self.name)
 
 

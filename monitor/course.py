@@ -51,7 +51,9 @@ __all__ = [
     "DEFAULT_EXPECTED_COURSE",
     "HAYASHI_SCALE",
     "STATUSES",
+    "STATUS_INFO",
     "SYMPTOM_NAMES",
+    "StatusInfo",
     "Course",
     "CourseDay",
     "ExpectedBand",
@@ -70,14 +72,45 @@ __all__ = [
     "track_lesions",
 ]
 
-#: Every value ``Course.status`` can take, from "nothing to say yet" to "getting worse".
-STATUSES = (
-    "insufficient_data",
-    "resolved",
-    "resolving_as_expected",
-    "slower_than_expected",
-    "worsening",
-)
+@dataclass(frozen=True)
+class StatusInfo:
+    """What a course status means, wherever it is shown.
+
+    Attributes
+    ----------
+    words : str
+        The status in plain words (patients, the app and the record read these, never the
+        code).
+    sentence : str
+        How the course's summary puts it.
+    triage : int
+        Place on the clinician's triage list, most urgent first (courses flagged for a
+        dermatologist come before all of these).
+    settled : bool
+        The course is going as it should: shown as good news.
+    """
+
+    words: str
+    sentence: str
+    triage: int
+    settled: bool
+
+
+#: Every value ``Course.status`` can take, from "nothing to say yet" to "getting worse", and
+#: what each means: the one table the summary, the app, the report and triage read.
+STATUS_INFO: dict[str, StatusInfo] = {
+    "insufficient_data": StatusInfo(
+        "Not enough photos yet to judge the course",
+        "There are too few photos to judge the course yet; a photo a day helps.", 2, False),
+    "resolved": StatusInfo("Settled", "The breakout has settled.", 4, True),
+    "resolving_as_expected": StatusInfo(
+        "Settling as expected", "This looks like the usual course.", 3, True),
+    "slower_than_expected": StatusInfo(
+        "Slower than expected", "This is taking longer than usual.", 1, False),
+    "worsening": StatusInfo(
+        "Getting worse", "This is getting worse rather than better.", 0, False),
+}
+STATUSES = tuple(STATUS_INFO)
 
 #: The severity scale reported with every course.
 HAYASHI_SCALE = (
@@ -1832,7 +1865,7 @@ def assess_course(
     last = usable_days[-1] if usable_days else None
 
     redness_state = _redness_state(redness, expected)
-    if status in ("resolved", "resolving_as_expected"):
+    if STATUS_INFO[status].settled:
         sentence = {
             "back_to_normal": "Redness is back to normal.",
             "coming_down": "Redness is coming down.",
@@ -2119,15 +2152,6 @@ _REDNESS_PHRASES = {
     "rising": "redness increasing",
 }
 
-_STATUS_SENTENCES = {
-    "insufficient_data": "There are too few photos to judge the course yet; a photo a day helps.",
-    "resolved": "The breakout has settled.",
-    "resolving_as_expected": "This looks like the usual course.",
-    "slower_than_expected": "This is taking longer than usual.",
-    "worsening": "This is getting worse rather than better.",
-}
-
-
 def summarise(course: Course) -> str:
     """One or two plain sentences about the course, for the command line and the app.
 
@@ -2150,7 +2174,7 @@ def summarise(course: Course) -> str:
         if phrase:
             parts.append(phrase)
         head = f"Day {day} {when}" + (": " + ", ".join(parts) if parts else "") + "."
-    text = f"{head} {_STATUS_SENTENCES[course.status]}"
+    text = f"{head} {STATUS_INFO[course.status].sentence}"
     if course.see_dermatologist:
         shown = [r.rstrip(".") for r in course.flag_reasons[:3]]
         shown = [r[0].lower() + r[1:] for r in shown]

@@ -11,17 +11,12 @@ from pathlib import Path
 import numpy as np
 
 from monitor.clinic import CourseView
+from monitor.course import STATUS_INFO
 
 __all__ = ["STATUS_WORDS", "pdf_report", "series_csv", "series_json"]
 
 #: The status in plain words (patients and the record read these, never the code).
-STATUS_WORDS = {
-    "insufficient_data": "Not enough photos yet to judge the course",
-    "resolved": "Settled",
-    "resolving_as_expected": "Settling as expected",
-    "slower_than_expected": "Slower than expected",
-    "worsening": "Getting worse",
-}
+STATUS_WORDS = {name: info.words for name, info in STATUS_INFO.items()}
 
 
 def _fonts() -> dict[str, str]:

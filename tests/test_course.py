@@ -794,3 +794,23 @@ def test_every_place_asks_for_records_and_explains_the_same_symptoms():
     assert everything.reported == SYMPTOM_NAMES
     assert len(set(everything.reasons())) == len(SYMPTOM_NAMES)
     assert all(reason.endswith("on day 2.") for reason in everything.reasons())
+
+
+def test_one_table_says_what_each_status_means():
+    """course.STATUS_INFO is read by the summary, the report's and the app's words and the
+    clinician's triage order: every status is in it, in the order of urgency on the list."""
+    from monitor.clinic import _triage_place
+    from monitor.course import STATUS_INFO, STATUSES
+    from monitor.report import STATUS_WORDS
+
+    assert tuple(STATUS_INFO) == STATUSES
+    assert STATUS_WORDS == {name: info.words for name, info in STATUS_INFO.items()}
+    by_urgency = sorted(STATUSES, key=_triage_place)
+    assert by_urgency == ["worsening", "slower_than_expected", "insufficient_data",
+                          "resolving_as_expected", "resolved"]
+    assert _triage_place("a status of a later version") == pytest.approx(1.5)
+    assert {name for name, info in STATUS_INFO.items() if info.settled} == {
+        "resolved", "resolving_as_expected"}
+    photos, _ = build_course(0, shape="clear")
+    course = assess_course(photos)
+    assert STATUS_INFO[course.status].sentence in course.to_json()["summary"]
