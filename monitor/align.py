@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from monitor.errors import AlignmentFailed
-from monitor.face import Face, apply_homography
+from monitor.face import Face, apply_homography, crop_resize_transform
 
 __all__ = ["Alignment", "AlignmentTarget", "Refinement", "prepare_reference", "align",
            "photo_to_reference", "WORK_IOD_PX", "MIN_FACE_MATCH"]
@@ -231,10 +231,7 @@ def _resample(grey: np.ndarray, matrix: np.ndarray, size: tuple[int, int]) -> np
         small_w, small_h = max(2, round((x1 - x0) * scale)), max(2, round((y1 - y0) * scale))
         small = cv2.resize(crop, (small_w, small_h), interpolation=cv2.INTER_AREA)
         sx, sy = small_w / (x1 - x0), small_h / (y1 - y0)
-        pre = np.array([[sx, 0, -x0 * sx], [0, sy, -y0 * sy], [0, 0, 1.0]])
-        # Pixel centres: area resize maps x to (x + 0.5) * s - 0.5.
-        pre[0, 2] += 0.5 * sx - 0.5
-        pre[1, 2] += 0.5 * sy - 0.5
+        pre = crop_resize_transform(x0, y0, sx, sy)
         grey, matrix = small, matrix @ np.linalg.inv(pre)
     return cv2.warpPerspective(grey, matrix, size, flags=cv2.INTER_LINEAR,
                                borderMode=cv2.BORDER_REPLICATE)

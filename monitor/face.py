@@ -26,6 +26,7 @@ from monitor.errors import NoFaceFound
 __all__ = [
     "Face",
     "apply_homography",
+    "crop_resize_transform",
     "shrink",
     "LEFT_IRIS",
     "RIGHT_IRIS",
@@ -421,6 +422,19 @@ def apply_homography(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
     points = np.asarray(points, dtype=np.float64)
     homogeneous = np.c_[points, np.ones(len(points))] @ np.asarray(matrix, np.float64).T
     return homogeneous[:, :2] / homogeneous[:, 2:3]
+
+
+def crop_resize_transform(x0: float, y0: float, sx: float, sy: float) -> np.ndarray:
+    """The 3x3 map from a photo's pixels to those of ``photo[y0:, x0:]`` resized by ``sx, sy``.
+
+    Pixel centres: ``cv2.resize`` puts the centre of the crop's pixel ``x`` at
+    ``(x + 0.5) * s - 0.5``, so a crop's point ``x - x0`` lands there too (not at
+    ``(x - x0) * s``, which is half a pixel of the original off for every halving). The one
+    convention of every crop-and-resize of a photo: the working copy, the quality gate's and
+    alignment's reduced images.
+    """
+    return np.array([[sx, 0.0, (0.5 - x0) * sx - 0.5], [0.0, sy, (0.5 - y0) * sy - 0.5],
+                     [0.0, 0.0, 1.0]])
 
 
 def _transform_scale(transform: np.ndarray | None) -> float:

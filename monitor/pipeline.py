@@ -49,7 +49,14 @@ from monitor.errors import (
     NotTheSameFace,
     PoorPhotoQuality,
 )
-from monitor.face import REGIONS, Face, apply_homography, find_face, shrink
+from monitor.face import (
+    REGIONS,
+    Face,
+    apply_homography,
+    crop_resize_transform,
+    find_face,
+    shrink,
+)
 from monitor.lesions import (
     FACE_READ_PX_PER_MM,
     FACE_SEPARATION_MM,
@@ -141,9 +148,7 @@ def face_crop(rgb: np.ndarray, face: Face) -> FaceCrop:
         sx, sy = size[0] / region.shape[1], size[1] / region.shape[0]
     else:
         pixels, sx, sy = np.ascontiguousarray(region), 1.0, 1.0
-    # Pixel centres: x_crop = (x - x0 + 0.5) * s - 0.5.
-    to_crop = np.array([[sx, 0, (0.5 - x0) * sx - 0.5], [0, sy, (0.5 - y0) * sy - 0.5],
-                        [0, 0, 1.0]])
+    to_crop = crop_resize_transform(x0, y0, sx, sy)
     landmarks = face.landmarks * (sx, sy) + to_crop[:2, 2]
     cropped = Face(landmarks=landmarks, depth=face.depth * sx, image_shape=pixels.shape[:2],
                    faces_found=face.faces_found)

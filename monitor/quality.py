@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from monitor.face import Face
+from monitor.face import Face, crop_resize_transform
 
 __all__ = ["Quality", "QualityLimits", "WASHED_OUT_REDNESS", "WASHED_OUT_REFERENCE", "assess",
            "check_pose", "pose_change_deg", "capture_difference", "TURNED_AWAY",
@@ -171,7 +171,7 @@ def _skin_at_working_scale(rgb: np.ndarray, face: Face) -> tuple[np.ndarray, np.
     size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
     small = cv2.resize(crop, size, interpolation=cv2.INTER_AREA) if scale < 1 else crop
     sx, sy = size[0] / max(crop.shape[1], 1), size[1] / max(crop.shape[0], 1)
-    to_small = np.array([[sx, 0, -x0 * sx], [0, sy, -y0 * sy], [0, 0, 1.0]])
+    to_small = crop_resize_transform(x0, y0, sx, sy)
     mask = face.skin_mask(shape=small.shape[:2], transform=to_small)
     return small, mask
 

@@ -8,7 +8,7 @@ import pytest
 import skimage.data
 
 from monitor.errors import NoFaceFound
-from monitor.face import INTER_OCULAR_MM, REGIONS, find_face
+from monitor.face import INTER_OCULAR_MM, REGIONS, apply_homography, find_face
 
 
 @pytest.fixture(scope="module")
@@ -115,3 +115,24 @@ def test_no_face_in_a_landscape():
     with pytest.raises(NoFaceFound) as info:
         find_face(scene)
     assert "face" in str(info.value)
+
+
+@pytest.mark.parametrize("factor", [0.5, 0.3, 0.77])
+def test_the_crop_and_resize_map_follows_opencvs_pixel_centres(factor):
+    """crop_resize_transform maps a point of the photo to where cv2.resize puts it: a bright
+    square's centre of mass, cropped and reduced, lands where the map sends its centre."""
+    from monitor.face import crop_resize_transform
+
+    photo = np.zeros((300, 400), np.float32)
+    photo[141:151, 203:213] = 1.0  # centre (207.5, 145.5)
+    x0, y0 = 37, 21
+    crop = photo[y0:, x0:]
+    size = (round(crop.shape[1] * factor), round(crop.shape[0] * factor))
+    small = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
+    sx, sy = size[0] / crop.shape[1], size[1] / crop.shape[0]
+    ys, xs = np.mgrid[0:small.shape[0], 0:small.shape[1]]
+    found = np.array([(xs * small).sum(), (ys * small).sum()]) / small.sum()
+    mapped = apply_homography(crop_resize_transform(x0, y0, sx, sy), [[207.5, 145.5]])[0]
+    assert mapped == pytest.approx(found, abs=0.02)
+    naive = np.array([(207.5 - x0) * sx, (145.5 - y0) * sy])  # the map the gate used
+    assert np.abs(naive - found).max() > 0.1
