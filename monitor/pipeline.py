@@ -382,6 +382,19 @@ _INTERNAL = ("Something went wrong on our side while analysing this photo. Pleas
              "photo; if it keeps happening, tell us.")
 
 
+def _failure_reason(error: Exception, *, strict: bool) -> str:
+    """The one rule for an exception in any step of a photo's analysis: a
+    :class:`MonitorError` is the photo's fault and its message tells the patient what to do;
+    anything else is a bug, re-raised under ``strict`` (tests), otherwise written to stderr
+    and reported in plain words. Call it inside the ``except`` block."""
+    if isinstance(error, MonitorError):
+        return str(error)
+    if strict:
+        raise error
+    traceback.print_exc(file=sys.stderr)
+    return _INTERNAL
+
+
 def _intake(source: Path | bytes, name: str, captured_at: datetime | None, *,
             strict: bool, colour_card: bool = False) -> PhotoResult:
     """Decode, find the face, cut the working copy, run the quality gate (and, with
@@ -402,13 +415,9 @@ def _intake(source: Path | bytes, name: str, captured_at: datetime | None, *,
         if quality.problems:
             raise PoorPhotoQuality(" ".join(quality.problems))
         return replace(result, status="ok")
-    except MonitorError as error:
-        return replace(result, status="rejected", reason=str(error), crop=None)
-    except Exception:
-        if strict:
-            raise
-        traceback.print_exc(file=sys.stderr)
-        return replace(result, status="rejected", reason=_INTERNAL, crop=None)
+    except Exception as error:
+        return replace(result, status="rejected", crop=None,
+                       reason=_failure_reason(error, strict=strict))
 
 
 def fit_as_reference(result: PhotoResult) -> bool:
@@ -774,14 +783,15 @@ def _align_to(result: PhotoResult, reference: Reference, *, strict: bool) -> Pho
         result = replace(result, alignment=alignment, to_reference=to_reference,
                          refinement=refinement)
         return _measure_aligned(result, reference)
-    except MonitorError as error:
-        return replace(result, status="rejected", reason=str(error))
     except (cv2.error, np.linalg.LinAlgError):
+        # The warps and solvers of alignment failing on this photo's content.
         if strict:
             raise
         return replace(result, status="rejected", reason=str(AlignmentFailed(
             "We could not line this photo up with your first photo. Please take it from the "
             "same distance and angle, facing the camera.")))
+    except Exception as error:
+        return replace(result, status="rejected", reason=_failure_reason(error, strict=strict))
 
 
 def analyse_series(
@@ -836,9 +846,16 @@ def analyse_series(
         if progress:
             progress(i + 1, total, path.name, result.status)
 
-    ref = _pick_reference(results, reference)
-    if ref is not None:
-        prepared = make_reference(ref)
+    ref, prepared = _pick_reference(results, reference), None
+    while ref is not None and prepared is None:
+        try:
+            prepared = make_reference(ref)
+        except Exception as error:  # this photo cannot be measured: the next one is tried
+            reason = _failure_reason(error, strict=strict)
+            results = [replace(r, status="rejected", reason=reason, crop=None) if r is ref
+                       else r for r in results]
+            ref = _pick_reference(results, reference)
+    if ref is not None and prepared is not None:
         for i, result in enumerate(results):
             if result is ref:
                 results[i] = prepared.result
@@ -895,11 +912,6 @@ def analyse_closeup(source: str | os.PathLike | bytes, *, name: str | None = Non
                        units="CIELAB a* of this photo's skin (no reference photo)")
         entry.update(status="ok", lesions=[les.to_json() for les in lesions],
                      lesion_count=len(lesions), redness=figures)
-    except MonitorError as error:
-        entry["reason"] = str(error)
-    except Exception:
-        if strict:
-            raise
-        traceback.print_exc(file=sys.stderr)
-        entry["reason"] = _INTERNAL
+    except Exception as error:
+        entry["reason"] = _failure_reason(error, strict=strict)
     return entry

@@ -459,6 +459,48 @@ def test_the_reference_is_the_earliest_dated_photo():
                        None]
 
 
+def test_every_step_fails_a_photo_alike_and_the_course_goes_on(tmp_path, monkeypatch, capsys):
+    """One rule for an unexpected error in any step of a photo (intake, the reference's
+    measurement, alignment): that photo is turned away in plain words, the error goes to
+    stderr, the other photos are analysed; under strict (tests) it is raised. A reference
+    photo that cannot be measured gives way to the next one."""
+    import shutil
+
+    import monitor.pipeline as pipeline
+
+    for day in (0, 1, 2):
+        shutil.copy(REPO / "sample_images" / f"day{day}.jpg", tmp_path / f"day{day}.jpg")
+    real_measure, real_align = pipeline._measure, pipeline.align
+    calls = {"measure": 0}
+
+    def first_measure_fails(*args, **kwargs):
+        calls["measure"] += 1
+        if calls["measure"] == 1:
+            raise RuntimeError("a bug measuring the reference")
+        return real_measure(*args, **kwargs)
+
+    def align_fails_on_day2(pixels, face, target):
+        if abs(face.inter_ocular_px - day2_iod) < 1e-6:
+            raise KeyError("a bug aligning")
+        return real_align(pixels, face, target)
+
+    day2_iod = pipeline.analyse_photo(tmp_path / "day2.jpg").crop.face.inter_ocular_px
+    monkeypatch.setattr(pipeline, "_measure", first_measure_fails)
+    monkeypatch.setattr(pipeline, "align", align_fails_on_day2)
+    analysis = analyse_series([tmp_path], treatment_date=date(2026, 3, 2))
+    status = {p["file"]: (p["status"], p["reason"]) for p in analysis["photos"]}
+    assert analysis["reference"] == "day1.jpg"
+    assert status["day1.jpg"] == ("ok", None)
+    for file in ("day0.jpg", "day2.jpg"):
+        assert status[file][0] == "rejected"
+        assert status[file][1].startswith("Something went wrong on our side")
+    err = capsys.readouterr().err
+    assert "RuntimeError: a bug measuring the reference" in err and "KeyError" in err
+    calls["measure"] = 0
+    with pytest.raises(RuntimeError, match="measuring the reference"):
+        analyse_series([tmp_path], treatment_date=date(2026, 3, 2), strict=True)
+
+
 if __name__ == "__main__":  # write the golden shape again (only ever to add fields)
     import tempfile
 
