@@ -227,6 +227,15 @@ class ExpectedCourse:
         the flag (default 2: a single spot seen once is often a detection error).
     min_days : int
         Days with usable photos needed to judge a course (default 3).
+    never_settled_count : int
+        From this many spots on the whole face (ten on one half: moderate acne on the Hayashi
+        scale) a course is never called settled or resolved (default 20).
+    significant_noise_sigmas : float
+        A rise of redness counts (as a breakout, or as worsening) only when it is this many
+        times the course's day-to-day noise (default 3).
+    margin_noise_sigmas : float
+        Redness is back to normal at no less than this many noise sigmas above baseline, and
+        spots must rise by at least as much to count as worsening (default 2).
     """
 
     redness_settles_by_day: int = 3
@@ -243,6 +252,9 @@ class ExpectedCourse:
     projection_grace_days: int = 2
     new_pustules_min: int = 2
     min_days: int = 3
+    never_settled_count: int = 20
+    significant_noise_sigmas: float = 3.0
+    margin_noise_sigmas: float = 2.0
     source: str = (
         "Systematic review of microneedling (cited in the project issue): expected effects "
         "last up to 7 days; common effects resolve within about 72 h."
@@ -283,6 +295,9 @@ class ExpectedCourse:
             "projection_grace_days",
             "new_lesions_until_day",
             "band_tolerance",
+            "never_settled_count",
+            "significant_noise_sigmas",
+            "margin_noise_sigmas",
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -359,6 +374,9 @@ class ExpectedCourse:
             "projection_grace_days": self.projection_grace_days,
             "new_pustules_min": self.new_pustules_min,
             "min_days": self.min_days,
+            "never_settled_count": self.never_settled_count,
+            "significant_noise_sigmas": self.significant_noise_sigmas,
+            "margin_noise_sigmas": self.margin_noise_sigmas,
             "source": self.source,
             "level": "relative to the course's own peak above baseline: 0 baseline, 1 peak",
             "band": {
@@ -1539,9 +1557,10 @@ def _measure(
         clear_level = baseline + max(expected.clear_count, expected.clear_fraction * peak_excess)
     else:
         noise = 0.0 if sigma is None else sigma
-        significant = peak_excess > 3.0 * noise and peak_excess > 0
+        significant = peak_excess > expected.significant_noise_sigmas * noise and peak_excess > 0
         clear_level = baseline + max(
-            expected.redness_clear_fraction * max(peak_excess, 0.0), 2.0 * noise
+            expected.redness_clear_fraction * max(peak_excess, 0.0),
+            expected.margin_noise_sigmas * noise,
         )
     level = float(smoothed[-1])
 
@@ -1570,9 +1589,11 @@ def _rising(m: _Measure, expected: ExpectedCourse) -> bool:
     reference = float(m.smoothed[early].max()) if np.any(early) else float(m.smoothed[0])
     noise = 0.0 if m.sigma is None else m.sigma
     if m.name == "lesions":
-        margin = max(expected.rise_count, expected.rise_fraction * reference, 2.0 * noise)
+        margin = max(expected.rise_count, expected.rise_fraction * reference,
+                     expected.margin_noise_sigmas * noise)
     else:
-        margin = max(expected.rise_fraction * abs(reference - m.baseline), 3.0 * noise)
+        margin = max(expected.rise_fraction * abs(reference - m.baseline),
+                     expected.significant_noise_sigmas * noise)
         if margin <= 0:
             return False
     late_max = float(m.smoothed[m.days > window_end].max())
@@ -1951,11 +1972,6 @@ def assess_course(
     )
 
 
-#: From this many spots on the whole face (ten on one half: moderate acne on the Hayashi
-#: scale) a course is never called settled or resolved.
-_NEVER_SETTLED_COUNT = 20
-
-
 def _judge(
     lesions: _Measure | None,
     redness: _Measure | None,
@@ -2008,7 +2024,8 @@ def _judge(
     )
     # Many spots are never "settled", whatever the course: a face that had dozens of spots
     # before treatment (or whose rise the photos missed) still needs its dermatologist.
-    if status == "resolved" and lesions is not None and lesions.level >= _NEVER_SETTLED_COUNT:
+    if (status == "resolved" and lesions is not None
+            and lesions.level >= expected.never_settled_count):
         grade = Severity.from_whole_face(lesions.level, day=lesions.latest_day).grade
         reason = (f"There are still {_spots(lesions.level)} on the latest photos ({grade} "
                   "acne on the Hayashi scale).")

@@ -686,6 +686,11 @@ def test_a_face_with_dozens_of_spots_is_never_called_resolved(count):
     assert course.status == "slower_than_expected"
     assert any(f"{count} spots" in reason for reason in course.reasons)
     assert course.see_dermatologist is (count >= 42)  # severe on the Hayashi scale
+    # The rule is the expected course's knob: set above this face's count, the unchanged
+    # course is settled.
+    relaxed = assess_course(photos, expected=ExpectedCourse(never_settled_count=count + 1))
+    assert relaxed.status == "resolved"
+    assert relaxed.to_json()["expected_course"]["never_settled_count"] == count + 1
 
 
 def _spot_photo(day: int, spots, faint=(), *, area=None, separation=None) -> dict:
@@ -814,3 +819,15 @@ def test_one_table_says_what_each_status_means():
     photos, _ = build_course(0, shape="clear")
     course = assess_course(photos)
     assert STATUS_INFO[course.status].sentence in course.to_json()["summary"]
+
+
+def test_the_noise_knobs_of_the_expected_course_act():
+    """How many noise sigmas make a redness rise count, and how far above baseline redness is
+    back to normal, are ExpectedCourse's (not literals in the rules)."""
+    photos, _ = build_course(4, shape="clear", days=range(0, 5))
+    plain = assess_course(photos)
+    assert plain.redness_state != "not_raised"
+    deaf = assess_course(photos, expected=ExpectedCourse(significant_noise_sigmas=1e6))
+    assert deaf.redness_state == "not_raised"
+    wide = assess_course(photos, expected=ExpectedCourse(margin_noise_sigmas=1e6))
+    assert wide.scales["redness"].clear_level > plain.scales["redness"].clear_level + 100
