@@ -27,6 +27,22 @@ __all__ = ["DEMO_ACCOUNTS", "DEMO_TODAY", "TREATMENT_DATE", "build_demo"]
 TREATMENT_DATE = date(2026, 3, 2)
 DEMO_TODAY = date(2026, 3, 9)
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_images"
+#: The seed of the bundled sample course (``python -m monitor.synthetic sample_images``).
+SAMPLE_SEED = 20260302
+
+
+def _samples(data_dir: Path) -> Path:
+    """The sample course's photos: the repository's sample_images/, or, where the package is
+    installed without the repository, the course the same generator and seed make (what
+    ``python -m monitor.synthetic sample_images`` writes), written into ``data_dir``."""
+    if (SAMPLES / "day0.jpg").is_file():
+        return SAMPLES
+    folder = data_dir / "sample_images"
+    if not (folder / "day0.jpg").is_file():
+        from monitor.synthetic import make_course, write_course
+
+        write_course(make_course(SAMPLE_SEED), folder)
+    return folder
 
 #: user name -> (password, role, display name)
 DEMO_ACCOUNTS = {
@@ -61,7 +77,8 @@ def build_demo(data_dir: str | Path, *, progress: Callable[[int, int, str], None
            for name in ("alex", "sam", "robin")}
     alex, sam = store.user("alex"), store.user("sam")
     assert alex is not None and sam is not None
-    files = [SAMPLES / f"day{d}.jpg" for d in range(days)]
+    samples = _samples(Path(data_dir))
+    files = [samples / f"day{d}.jpg" for d in range(days)]
     by_hash: dict[str, dict] = {}
     total = len(files)
     for i, path in enumerate(files, start=1):

@@ -2,7 +2,7 @@
 
 SQLite in a local data folder by default (``./data`` or ``$MONITOR_DATA``); PostgreSQL (or any
 SQLAlchemy database) when ``$MONITOR_DATABASE_URL`` is set. The schema is created and upgraded
-with Alembic (``alembic/`` at the repo root) every time a store is opened.
+with Alembic (``monitor/migrations/``, shipped with the package) every time a store is opened.
 
 Access is enforced here, not in the UI: every query that touches a patient takes the acting
 :class:`User` and raises :class:`AccessDenied` unless the actor is that patient, or the
@@ -107,7 +107,6 @@ __all__ = [
 ROLES = ("patient", "clinician")
 #: The audit log's action for a photo refused as not showing the patient's face.
 REFUSED_OTHER_FACE = "refuse_photo_other_face"
-_REPO = Path(__file__).resolve().parent.parent
 
 #: A session ends after this long without use, per role (``Store.idle_limits`` per store;
 #: the app reads ``$MONITOR_IDLE_MINUTES_CLINICIAN`` and ``$MONITOR_IDLE_DAYS_PATIENT``).
@@ -604,7 +603,7 @@ def _alembic_config(connection: Any) -> Any:
     from alembic.config import Config
 
     config = Config()
-    config.set_main_option("script_location", str(_REPO / "alembic"))
+    config.set_main_option("script_location", str(Path(__file__).with_name("migrations")))
     config.attributes["connection"] = connection
     return config
 

@@ -869,7 +869,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("folder", type=Path)
-    parser.add_argument("--seed", type=int, default=20260302)
+    parser.add_argument("--seed", type=int, default=20260302)  # monitor.demo.SAMPLE_SEED
     parser.add_argument("--face", choices=FACES, default="astronaut")
     parser.add_argument("--lesion-style", choices=LESION_STYLES, default="painted")
     args = parser.parse_args(argv)

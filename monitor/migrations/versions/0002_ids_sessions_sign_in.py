@@ -15,7 +15,6 @@ Create Date: 2026-12-01 10:00:00
 """
 
 import sqlalchemy as sa
-
 from alembic import op
 
 revision = '0002'

@@ -11,7 +11,6 @@ Create Date: 2026-12-07 09:00:00
 """
 
 import sqlalchemy as sa
-
 from alembic import op
 
 revision = '0003'

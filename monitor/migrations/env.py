@@ -7,9 +7,9 @@ head``) the database is ``$MONITOR_DATABASE_URL``, else SQLite in ``$MONITOR_DAT
 
 from __future__ import annotations
 
+from alembic import context
 from sqlalchemy import create_engine
 
-from alembic import context
 from monitor.store import METADATA, default_data_dir, default_database_url
 
 config = context.config

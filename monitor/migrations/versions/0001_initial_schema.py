@@ -6,7 +6,6 @@ Create Date: 2026-11-24 02:53:56.678335
 """
 
 import sqlalchemy as sa
-
 from alembic import op
 
 revision = '0001'
