@@ -111,10 +111,12 @@ def series_json(view: CourseView) -> str:
     from monitor.pipeline import SCHEMA
 
     treated = view.patient.treatment_date
+    reference = view.reference_photo
     return json.dumps({
         "schema": SCHEMA,
         "patient": view.patient.name,
         "treatment_date": None if treated is None else treated.isoformat(),
+        "reference": None if reference is None else reference.file_name,
         "procedure": view.patient.procedure,
         "photos": list(view.entries),
         "trend": view.trend,

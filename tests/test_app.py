@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
+import json
 import re
 import shutil
 from datetime import date
@@ -289,8 +292,17 @@ def test_pdf_csv_json_exports(demo):
     pdf = pdf_report(view, before=None, after=None, before_label="", after_label="",
                      chart_png=course_png(view.trend), clinician="Dr", generated=demo.today())
     assert pdf.startswith(b"%PDF")
-    assert series_csv(view).splitlines()[0].startswith("day,photos,lesion_count")
-    assert '"trend"' in series_json(view)
+    rows = list(csv.DictReader(io.StringIO(series_csv(view))))
+    assert [int(r["day"]) for r in rows] == [d["day"] for d in view.trend["series"]]
+    assert [r["lesion_count"] for r in rows] == [
+        "" if d["lesion_count"] is None else str(d["lesion_count"]) for d in view.trend["series"]]
+    # The JSON export is a monitor.analysis/1 document (it lacked its reference photo).
+    from monitor.contract import Analysis
+
+    exported = Analysis.from_json(json.loads(series_json(view)))
+    assert exported.reference == view.reference_photo.file_name
+    assert exported.to_json()["trend"] == view.trend
+    assert exported.to_json()["patient"] == view.patient.name
 
 
 def test_a_warm_rerun_of_a_30_day_review_recomputes_nothing(demo, monkeypatch):
