@@ -429,9 +429,9 @@ def crop_resize_transform(x0: float, y0: float, sx: float, sy: float) -> np.ndar
 
     Pixel centres: ``cv2.resize`` puts the centre of the crop's pixel ``x`` at
     ``(x + 0.5) * s - 0.5``, so a crop's point ``x - x0`` lands there too (not at
-    ``(x - x0) * s``, which is half a pixel of the original off for every halving). The one
-    convention of every crop-and-resize of a photo: the working copy, the quality gate's and
-    alignment's reduced images.
+    ``(x - x0) * s``, which is ``(1 - s) / 2`` of a reduced pixel off: a quarter at a halving).
+    The one convention of every crop-and-resize of a photo: the working copy, the quality
+    gate's and alignment's reduced images.
     """
     return np.array([[sx, 0.0, (0.5 - x0) * sx - 0.5], [0.0, sy, (0.5 - y0) * sy - 0.5],
                      [0.0, 0.0, 1.0]])
