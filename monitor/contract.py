@@ -49,7 +49,9 @@ class Record(BaseModel):
     """A frozen, validated part of a published document; fields a newer version added pass
     through unchanged."""
 
-    model_config = ConfigDict(frozen=True, extra="allow", strict=True)
+    # ``populate_by_name``: a field whose JSON name is a Python keyword or clashes with
+    # pydantic's own (``schema``) is declared under another name with the JSON one as alias.
+    model_config = ConfigDict(frozen=True, extra="allow", strict=True, populate_by_name=True)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]):
@@ -64,7 +66,7 @@ class Record(BaseModel):
 
     def to_json(self) -> dict:
         """The document as parsed JSON: exactly the fields it was made or read with."""
-        return self.model_dump(mode="json", exclude_unset=True)
+        return self.model_dump(mode="json", exclude_unset=True, by_alias=True)
 
 
 Number = float  # JSON numbers: an integer is a number too (strict mode takes int for float)
@@ -350,11 +352,6 @@ class Analysis(Record):
     photos: list[Photo] = Field(description="Every photo given, in capture order.")
     trend: Trend | None = Field(default=None, description="The course.")
 
-    model_config = ConfigDict(frozen=True, extra="allow", strict=True, populate_by_name=True)
-
-    def to_json(self) -> dict:
-        return self.model_dump(mode="json", exclude_unset=True, by_alias=True)
-
 
 class CloseupPhoto(Record):
     """One close-up photo of ``monitor.lesions/1``."""
@@ -373,11 +370,6 @@ class CloseupAnalysis(Record):
     schema_: Literal["monitor.lesions/1"] = Field(alias="schema",
                                                   description="``monitor.lesions/1``.")
     photos: list[CloseupPhoto] = Field(description="Every photo given.")
-
-    model_config = ConfigDict(frozen=True, extra="allow", strict=True, populate_by_name=True)
-
-    def to_json(self) -> dict:
-        return self.model_dump(mode="json", exclude_unset=True, by_alias=True)
 
 
 # --------------------------------------------------------------------------------------------
