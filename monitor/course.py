@@ -1048,14 +1048,16 @@ def _in_view(photos: Sequence[_Photo], x: float, y: float, margin: float) -> boo
     return False
 
 
-def _hidden(photos: Sequence[_Photo], x: float, y: float) -> bool:
+def _hidden(photos: Sequence[_Photo], x: float, y: float, separation: float) -> bool:
     """Whether a lesion at (x, y) may have been read as one with a neighbour that day: a
-    lesion or faint spot of one of the day's photos lies closer than that photo's separation."""
+    lesion or faint spot of one of the day's photos lies closer than ``separation``."""
+    if separation <= 0:
+        return False
     for photo in photos:
-        if photo.lesions is None or photo.separation <= 0:
+        if photo.lesions is None:
             continue
         for le in (*photo.lesions, *photo.faint):
-            if math.hypot(le.x - x, le.y - y) < photo.separation:
+            if math.hypot(le.x - x, le.y - y) < separation:
                 return True
     return False
 
@@ -1133,6 +1135,12 @@ def _track(
         if photo.lesions is not None:
             by_day.setdefault(photo.day, []).append(photo)
     observed = sorted(by_day)
+    # Every photo of a course is read in the reference's frame at one scale, so two lesions
+    # are read as one at the same distance in all of them; each photo's own estimate of that
+    # distance follows its own pupil distance, which MediaPipe gave as 189-240 px on re-shoots
+    # of one face at one scale. The course takes the largest, so that a lesion beside a
+    # neighbour is not called new or gone on the strength of one photo's small estimate.
+    separation = max((p.separation for p in photos if p.lesions is not None), default=0.0)
     states: list[_TrackState] = []
     faint_left: list[list[_Lesion]] = []  # each observed day's faint spots no track has taken
 
@@ -1175,7 +1183,7 @@ def _track(
         for state in candidates:
             if id(state) in held:
                 continue
-            if state.faint_run < max_faint_days and _hidden(by_day[day], *state.centre):
+            if state.faint_run < max_faint_days and _hidden(by_day[day], *state.centre, separation):
                 state.add(k, _merged_sighting(day, state))
             elif out_of_view(k, *state.centre, state.radius):
                 state.unseen.add(k)
@@ -1183,7 +1191,8 @@ def _track(
         for state in new:
             _extend_back(state, k, observed, faint_left, gate_radius_factor, gate_min_px,
                          max_faint_days, out_of_view,
-                         lambda i, x, y: _hidden(by_day[observed[i]], x, y), max_missed_days)
+                         lambda i, x, y: _hidden(by_day[observed[i]], x, y, separation),
+                         max_missed_days)
 
     def order(state: _TrackState) -> tuple:
         first = state.sightings[0]
@@ -1253,7 +1262,8 @@ def track_lesions(
     Where the records say more (``faint_lesions``, ``lesion_reading.area`` and
     ``separation_px``, as :mod:`monitor.pipeline` writes them), a lesion that is not counted
     on a day is still there when a faint spot lies at its place, or when a lesion or faint
-    spot lies closer than the separation (read as one with a neighbour), for up to
+    spot lies closer than the separation (read as one with a neighbour; the largest of the
+    photos' ``separation_px``, in reference pixels, for every day), for up to
     :data:`_MAX_FAINT_DAYS` observed days in a row (faint sightings, never counted); a day on
     which its place was outside the part of every photo that was read does not count at all.
     A lesion first counted on a day was there before if it was read faintly (or as one with a

@@ -780,6 +780,24 @@ def test_a_lesion_read_as_one_with_its_neighbour_is_not_resolved():
                for t in track_lesions(plain).tracks)
 
 
+def test_one_photos_small_separation_does_not_make_a_lesion_new():
+    """The photos of a course are read at one scale, but each estimates the separation from
+    its own pupil distance; one small estimate (day 1) must not cut a lesion read as one with
+    its neighbour there off its track (re-shoots of one face gave 19 and 26-29 px)."""
+    c = (110.0, 100.0)
+    seps = (8.0, 14.0, 14.0, 14.0)
+    spots = ([A], [A], [A, c], [A])
+    photos = [_spot_photo(d, sp, separation=sep)
+              for d, sp, sep in zip((1, 2, 3, 4), spots, seps, strict=True)]
+    c_track = next(t for t in track_lesions(photos).tracks if t.x_ref > 105)
+    assert c_track.first_day == 1 and c_track.resolved_day is None
+    assert c_track.days == (3,) and c_track.faint_days == (1, 2, 4)
+    # Had every photo estimated 8 px, the spot 10 px from A would be a lesion of day 3 only.
+    small = [_spot_photo(d, sp, separation=8.0) for d, sp in zip((1, 2, 3, 4), spots, strict=True)]
+    c_track = next(t for t in track_lesions(small).tracks if t.x_ref > 105)
+    assert c_track.first_day == 3 and c_track.resolved_day == 4
+
+
 def test_every_place_asks_for_records_and_explains_the_same_symptoms():
     """One list of symptoms (course.SYMPTOM_NAMES): the course's record and its reasons, the
     database's check-in columns and the check-in page's questions all follow it."""
