@@ -13,6 +13,7 @@ from monitor.errors import (
     PhotoTooLarge,
     PhotoTooSmall,
     PoorPhotoQuality,
+    SeveralFaces,
     UnreadablePhoto,
 )
 
@@ -31,6 +32,7 @@ __all__ = [
     "PhotoTooLarge",
     "PhotoTooSmall",
     "PoorPhotoQuality",
+    "SeveralFaces",
     "UnreadablePhoto",
     "__version__",
 ]

@@ -11,6 +11,7 @@ as they are; any other exception is a bug.
     ├── PhotoTooLarge          would decode to too many pixels (decompression bomb)
     ├── PhotoTooSmall          too few pixels to hold a measurable face
     ├── NoFaceFound            no face, or no single dominant face
+    │   └── SeveralFaces       faces of similar size, none dominant
     ├── NoSkinFound            too little skin to measure (a close-up, a glare)
     ├── PoorPhotoQuality       blurred, badly lit, face too small, pose too far off
     ├── AlignmentFailed        could not be mapped onto the reference photo
@@ -30,6 +31,7 @@ __all__ = [
     "PhotoTooLarge",
     "PhotoTooSmall",
     "NoFaceFound",
+    "SeveralFaces",
     "NoSkinFound",
     "PoorPhotoQuality",
     "AlignmentFailed",
@@ -60,6 +62,10 @@ class PhotoTooSmall(MonitorError):
 
 class NoFaceFound(MonitorError):
     """No single dominant face was found in the photo."""
+
+
+class SeveralFaces(NoFaceFound):
+    """Several faces of similar size were found in the photo, none of them dominant."""
 
 
 class NoSkinFound(MonitorError):

@@ -21,7 +21,7 @@ from functools import cached_property
 import cv2
 import numpy as np
 
-from monitor.errors import NoFaceFound
+from monitor.errors import NoFaceFound, SeveralFaces
 
 __all__ = [
     "Face",
@@ -494,7 +494,8 @@ def find_face(rgb: np.ndarray) -> Face:
     Raises
     ------
     NoFaceFound
-        No face at all, or several faces of similar size so that none clearly dominates.
+        No face at all (:class:`SeveralFaces`: several faces of similar size, none clearly
+        dominant).
     """
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"the input array must have shape (H, W, 3), got {rgb.shape}")
@@ -531,7 +532,7 @@ def find_face(rgb: np.ndarray) -> Face:
     areas = [np.ptp(f[:, 0]) * np.ptp(f[:, 1]) for f in faces]
     order = np.argsort(areas)[::-1]
     if len(faces) > 1 and areas[order[1]] > 0.5 * areas[order[0]]:
-        raise NoFaceFound(
+        raise SeveralFaces(
             "We found more than one face in this photo. Please take the photo with only your "
             "own face in the frame."
         )

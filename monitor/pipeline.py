@@ -30,6 +30,7 @@ from monitor.align import (
     AlignmentTarget,
     Refinement,
     align,
+    carry_face,
     prepare_reference,
 )
 from monitor.colour import (
@@ -44,9 +45,11 @@ from monitor.course import Symptoms, assess_course
 from monitor.errors import (
     AlignmentFailed,
     MonitorError,
+    NoFaceFound,
     NoSkinFound,
     NotTheSameFace,
     PoorPhotoQuality,
+    SeveralFaces,
 )
 from monitor.face import (
     REGIONS,
@@ -256,6 +259,9 @@ class PhotoResult:
     #: when one was looked for and found; ``card_searched`` says whether it was looked for.
     card: np.ndarray | None = None
     card_searched: bool = False
+    #: Rejected because no face was found in it at all (not several): with a reference, the
+    #: reference's face may be carried onto it (:func:`_carried_face`).
+    face_missing: bool = False
 
     @property
     def other_face(self) -> bool:
@@ -394,29 +400,68 @@ def _failure_reason(error: Exception, *, strict: bool) -> str:
     return _INTERNAL
 
 
+#: Said of a photo in which no face was found but whose skin matches the first photo's, so
+#: that the first photo's face was laid on it (:func:`monitor.align.carry_face`).
+FACE_CARRIED = (
+    "We could not find the outline of your face in this photo, so it was lined up with your "
+    "first photo by the skin itself. If you can, take the next photo with more of your face "
+    "in the frame, as in your first photo.")
+
+
 def _intake(source: Path | bytes, name: str, captured_at: datetime | None, *,
-            strict: bool, colour_card: bool = False) -> PhotoResult:
+            strict: bool, colour_card: bool = False,
+            reference: Reference | None = None) -> PhotoResult:
     """Decode, find the face, cut the working copy, run the quality gate (and, with
-    ``colour_card``, look for a colour card in the photo)."""
+    ``colour_card``, look for a colour card in the photo).
+
+    Where no face is found and a ``reference`` is given, the reference's face is laid on the
+    photo when their skin features match (:func:`_carried_face`), with :data:`FACE_CARRIED`
+    among the warnings.
+    """
     result = PhotoResult(file=name, source=name if isinstance(source, bytes) else str(source))
     try:
         photo: Photo = load_photo(source, name=name, captured_at=captured_at)
         result = replace(result, captured_at=photo.captured_at,
                          captured_at_source=photo.captured_at_source,
                          image_size=(int(photo.pixels.shape[1]), int(photo.pixels.shape[0])))
-        face = find_face(photo.pixels)
+        carried = False
+        try:
+            face = find_face(photo.pixels)
+        except SeveralFaces:
+            raise
+        except NoFaceFound:
+            carried_face = None if reference is None else _carried_face(photo, reference)
+            if carried_face is None:
+                raise
+            face, carried = carried_face, True
         crop = face_crop(photo.pixels, face)
         if colour_card:
             result = replace(result, card=find_colour_card(photo.pixels), card_searched=True)
         del photo
         quality = assess(crop.pixels, crop.face)
+        if carried:
+            quality = replace(quality, warnings=quality.warnings + (FACE_CARRIED,))
         result = replace(result, quality=quality, crop=crop, warnings=quality.warnings)
         if quality.problems:
             raise PoorPhotoQuality(" ".join(quality.problems))
         return replace(result, status="ok")
     except Exception as error:
-        return replace(result, status="rejected", crop=None,
+        missing = isinstance(error, NoFaceFound) and not isinstance(error, SeveralFaces)
+        return replace(result, status="rejected", crop=None, face_missing=missing,
                        reason=_failure_reason(error, strict=strict))
+
+
+def _carried_face(photo: Photo, reference: Reference) -> Face | None:
+    """The reference's face laid on a photo in which none was found, or None.
+
+    The photo's features are looked for as if it were framed as the reference photo was (its
+    long side spanning the reference photo's), :func:`monitor.align.carry_face`.
+    """
+    ref = reference.result
+    assert ref.crop is not None and ref.image_size is not None
+    framing = max(ref.image_size) / max(photo.pixels.shape[:2])
+    scale = reference.target.to_work[0, 0] * ref.crop.scale * framing
+    return carry_face(photo.pixels, reference.target, np.diag([scale, scale, 1.0]))
 
 
 def fit_as_reference(result: PhotoResult) -> bool:
@@ -714,7 +759,9 @@ def analyse_photo(source: str | os.PathLike | bytes, *, name: str | None = None,
     source : path or bytes
         The photo file, or its bytes (then ``name`` names it).
     reference : Reference, optional
-        From :func:`make_reference`; without it the photo is not aligned.
+        From :func:`make_reference`; without it the photo is not aligned. With it, a photo
+        in which no face is found is still analysed when its skin matches the reference's
+        (:data:`FACE_CARRIED`).
     strict : bool
         Re-raise unexpected (non-:class:`MonitorError`) exceptions.
     colour_card : bool
@@ -723,11 +770,11 @@ def analyse_photo(source: str | os.PathLike | bytes, *, name: str | None = None,
     """
     if isinstance(source, bytes):
         result = _intake(source, name or "photo", captured_at, strict=strict,
-                         colour_card=colour_card)
+                         colour_card=colour_card, reference=reference)
     else:
         path = Path(source)
         result = _intake(path, name or path.name, captured_at, strict=strict,
-                         colour_card=colour_card)
+                         colour_card=colour_card, reference=reference)
     if reference is not None and result.status == "ok":
         result = _align_to(result, reference, strict=strict)
     return result
@@ -860,6 +907,10 @@ def analyse_series(
                 results[i] = prepared.result
             elif result.status == "ok":
                 results[i] = _align_to(result, prepared, strict=strict)
+            elif result.face_missing:
+                results[i] = analyse_photo(files[i], captured_at=overrides.get(files[i].name),
+                                           reference=prepared, strict=strict,
+                                           colour_card=colour_card)
             if progress:
                 progress(len(files) + i + 1, total, result.file, results[i].status)
     else:

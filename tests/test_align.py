@@ -117,6 +117,57 @@ def test_a_real_cheek_close_up_aligns_on_its_skin_features(tmp_path):
     assert aligned >= 3
 
 
+def test_the_reference_face_is_carried_onto_a_photo_of_the_same_skin():
+    """carry_face lays the reference's landmarks on another photo of the same face by the
+    whole photo's skin features, where the face's own mesh is not used at all; it refuses a
+    photo of someone else."""
+    from monitor.align import carry_face
+
+    c = course(SEEDS[0])
+    ref, photo = c.photos[0], c.photos[3]
+    target = prepare_reference(ref.image, find_face(ref.image))
+    s = target.to_work[0, 0]  # the photos are framed alike: the reference's own scale
+    carried = carry_face(photo.image, target, np.diag([s, s, 1.0]))
+    assert carried is not None and carried.image_shape == photo.image.shape[:2]
+    src, dst = c.correspondence(photo.day, ref.day)  # true face points in photo and reference
+    iod = np.linalg.norm(src[468] - src[473])
+    errors = np.linalg.norm(carried.landmarks - src, axis=1) / iod
+    # The reference's mesh itself is off the true points by its own fit; carried, by that
+    # and the homography's (the synthetic course also bends the face a little). Measured:
+    # 0.64 % IOD carried, 0.56 % the reference's mesh, 0.72 % the photo's own mesh.
+    own = np.linalg.norm(find_face(ref.image).landmarks - dst, axis=1) / iod
+    assert np.median(errors) < np.median(own) + 0.005, (np.median(errors), np.median(own))
+    assert carried.inter_ocular_px == pytest.approx(np.linalg.norm(src[468] - src[473]),
+                                                    rel=0.05)
+    stranger = make_course(21, days=(3,), face="hopper").photos[0].image
+    assert carry_face(stranger, target, np.diag([s, s, 1.0])) is None
+
+
+def test_a_cheek_close_up_whose_face_is_not_found_joins_its_course(tmp_path):
+    """Re-shoots of an ACNE04 cheek close-up (benchmarks/repeatability.py) in which the
+    meshes find the face only in the first: the others are lined up by their skin and
+    measured, with a plain warning, instead of being turned away (1 of 5 accepted before)."""
+    from datetime import datetime, timedelta
+
+    from monitor.pipeline import FACE_CARRIED, analyse_series
+    from tests.courses import SHARED_DATA
+    from tests.scripts import load_script
+
+    found = sorted((SHARED_DATA / "acne04-dev").glob("levle1_24_jpg*.jpg"))
+    if not found:
+        pytest.skip("the shared ACNE04 dev photos are not beside the repository")
+    files, _ = load_script("benchmarks/repeatability.py").write_reshoots(found[0], tmp_path)
+    days = {p.name: datetime(2026, 1, 1) + timedelta(days=k) for k, p in enumerate(files)}
+    analysis = analyse_series(files, captured_at=days, strict=True)
+    photos = analysis["photos"]
+    assert [p["status"] for p in photos] == ["ok"] * 5, [p.get("reason") for p in photos]
+    carried = [p for p in photos if FACE_CARRIED in p["warnings"]]
+    assert len(carried) >= 3
+    counts = [p["lesion_count"] for p in photos]
+    assert max(counts) - min(counts) <= 3, counts  # 11-13 measured, unchanged skin
+    assert all(p["alignment_score"] > 0.95 for p in carried)
+
+
 SMILE = PoseRange(expression_iod=0.02)
 
 
