@@ -84,6 +84,7 @@ __all__ = [
     "SCHEMA",
     "WORKING_IOD_PX",
     "CLOSEUP_SCHEMA",
+    "FACE_CARRIED",
     "FaceCrop",
     "LesionReading",
     "Measurement",
