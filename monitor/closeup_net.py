@@ -400,8 +400,9 @@ class CloseupNet:
         """
         prepared = prepare_input(rgb, self.short_side if short_side is None else short_side)
         flips = self._flips if mirrors is None else self._flips[:max(1, mirrors)]
-        # The views go through each network as one batch: on two cores 87 ms for the three
-        # networks' two views of a face instead of 96 ms one view at a time.
+        # The views go through each network as one batch: on two cores, alone, 87 ms for the
+        # three networks' two views of a face instead of 96 ms one view at a time (within the
+        # noise of a whole 12 MP photo's analysis, benchmarks/photo_cost.py).
         views = []
         for flip_y, flip_x in flips:
             blob = prepared.blob[0]
