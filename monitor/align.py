@@ -303,8 +303,6 @@ def _feature_start(rgb: np.ndarray, face: Face, target: AlignmentTarget) -> np.n
         return None
     to_work, size = _work_transform(face)
     points, desc = _features(rgb, face, to_work, size)
-    if desc is None or len(points) < _MIN_FEATURE_INLIERS:
-        return None
     h = _match(points, desc, target, _MIN_FEATURE_INLIERS)
     return None if h is None else h @ to_work
 

@@ -412,7 +412,7 @@ class CloseupNet:
                 blob = blob[:, :, ::-1]
             views.append(blob)
         batch = np.ascontiguousarray(np.stack(views))
-        total = np.zeros(0, np.float32)
+        total: np.ndarray | None = None
         with self._lock:
             for net in self._nets:
                 net.setInput(batch)
@@ -422,7 +422,8 @@ class CloseupNet:
                         view = view[:, ::-1]
                     if flip_x:
                         view = view[:, :, ::-1]
-                    total = view.copy() if total.size == 0 else total + view
+                    total = view.copy() if total is None else total + view
+        assert total is not None
         return total / np.float32(len(self._nets) * len(flips)), prepared
 
     def count(self, total: float) -> float:
