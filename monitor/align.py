@@ -276,13 +276,16 @@ def _sift() -> cv2.SIFT:
     return cv2.SIFT_create(contrastThreshold=_FEATURE_CONTRAST)
 
 
-def _features(rgb: np.ndarray, face: Face, to_work: np.ndarray,
+def _features(rgb: np.ndarray, face: Face | None, to_work: np.ndarray,
               size: tuple[int, int]) -> tuple:
-    """SIFT keypoints (in working pixels) and descriptors of the face, found finer."""
+    """SIFT keypoints (in working pixels) and descriptors of the face (of the whole image
+    when ``face`` is None), found finer."""
     fine = np.diag([_FEATURE_UPSCALE, _FEATURE_UPSCALE, 1.0]) @ to_work
     fine_size = (round(size[0] * _FEATURE_UPSCALE), round(size[1] * _FEATURE_UPSCALE))
     grey = _resample(_grey(rgb), fine, fine_size)
-    keypoints, descriptors = _sift().detectAndCompute(grey, _face_hull(face, fine, fine_size))
+    mask = (np.full(grey.shape, 255, np.uint8) if face is None
+            else _face_hull(face, fine, fine_size))
+    keypoints, descriptors = _sift().detectAndCompute(grey, mask)
     points = np.float32([k.pt for k in keypoints]).reshape(-1, 2) / np.float32(_FEATURE_UPSCALE)
     return points, descriptors
 
@@ -358,20 +361,15 @@ def carry_face(rgb: np.ndarray, target: AlignmentTarget, guess: np.ndarray) -> F
     person) or the match would make the face more than twice as large or small.
     """
     height, width = rgb.shape[:2]
-    fine = np.diag([_FEATURE_UPSCALE, _FEATURE_UPSCALE, 1.0]) @ guess
-    corners = apply_homography(fine, np.array([[0, 0], [width, height]], float))
-    size = (int(np.ceil(corners[1, 0])), int(np.ceil(corners[1, 1])))
-    if min(size) < 16:
+    corner = apply_homography(guess, np.array([[width, height]], float))[0]
+    size = (int(np.ceil(corner[0])), int(np.ceil(corner[1])))
+    if min(size) * _FEATURE_UPSCALE < 16:
         return None
-    grey = _resample(_grey(rgb), fine, size)
-    keypoints, desc = _sift().detectAndCompute(grey, np.full(grey.shape, 255, np.uint8))
-    found = np.array([k.pt for k in keypoints], dtype=np.float64).reshape(-1, 2)
-    points = apply_homography(np.linalg.inv(fine), found)
-    to_work = _match(points.astype(np.float32), desc, target, _MIN_CARRY_INLIERS,
-                     from_reference=True)
-    if to_work is None:
+    points, desc = _features(rgb, None, guess, size)
+    h = _match(points, desc, target, _MIN_CARRY_INLIERS, from_reference=True)
+    if h is None:
         return None
-    to_photo = np.linalg.inv(to_work) @ target.to_work  # reference working copy -> photo
+    to_photo = np.linalg.inv(h @ guess) @ target.to_work  # reference working copy -> photo
     to_photo /= to_photo[2, 2]
     centre = target.face.landmarks.mean(axis=0)
     step = apply_homography(to_photo, np.array([centre, centre + (1, 0), centre + (0, 1)]))
