@@ -169,8 +169,14 @@ class LesionReading(Record):
     skin_seen: Number = Field(description="Share of the reference photo's lesion skin seen.")
     px_per_mm: Number = Field(description="Scale at which the lesions were read (pixels per "
                                           "millimetre of skin of the reference working copy).")
-    held: int = Field(default=0, description="Faint spots counted because the reference photo "
-                                             "counted a lesion there (hysteresis).")
+    held: int = Field(default=0, description="Lesions counted because the reference photo "
+                                             "counted one there: read faintly (hysteresis) or "
+                                             "not at all where the skin's redness is "
+                                             "unchanged.")
+    held_back: int = Field(default=0, description="Spots this photo's reader would count that "
+                                                  "are not counted (kept as faint lesions): "
+                                                  "the reference photo did not count them and "
+                                                  "their redness is unchanged since.")
     area: Matrix | None = Field(default=None, description="Corners of the area read, photo "
                                                           "pixels, clockwise from top left.")
     separation_px: Number | None = Field(

@@ -80,8 +80,9 @@ from monitor.closeup_net import (
 from monitor.face import INTER_OCULAR_MM
 
 __all__ = [
-    "FACE_READ_PX_PER_MM", "FACE_SEPARATION_MM", "Lesion", "LesionRead", "closeup_px_per_mm",
-    "detect_lesions", "disc_mask", "read_lesions", "skin_mask_by_colour",
+    "FACE_MIN_A_EXCESS", "FACE_READ_PX_PER_MM", "FACE_SEPARATION_MM", "Lesion", "LesionRead",
+    "closeup_px_per_mm", "detect_lesions", "disc_mask", "read_lesions", "redness_excess",
+    "skin_mask_by_colour",
 ]
 
 _KINDS = ("papule", "pustule")
@@ -136,12 +137,12 @@ _RULE_ACCEPT = 0.8
 _RULE_FAINT = 0.25
 
 
-# A lesion read on a face is at least this much redder (a*) than its surroundings. Measured
+#: A lesion read on a face is at least this much redder (a*) than its surroundings. Measured
 # on the ACNE04 dev photos through the face path and on painted courses (four views, before
 # the rule spots were added): at 0, count error 3.70 / lesion F1 0.682 and 0.69 on the
 # courses (hair read as lesions); at 1.5, 3.94 / 0.681 and 0.87; at 2, 4.36 / 0.681 and 0.89
 # (real lesions annotated without redness lost).
-_FACE_MIN_A_EXCESS = 1.5
+FACE_MIN_A_EXCESS = 1.5
 
 #: Scale (network-input pixels per millimetre of skin) at which the density networks read a
 #: face. The faces in the 640 px ACNE04 training photos have a median pupil distance of about
@@ -1135,8 +1136,8 @@ def _face_lesions(
 
     The photo is read so that a millimetre of skin spans :data:`FACE_READ_PX_PER_MM` network
     pixels, as on the close-ups they learnt from; then as :func:`_closeup_lesions`. A lesion
-    must be redder than the skin around it (:func:`_redness_excess` at least
-    :data:`_FACE_MIN_A_EXCESS`, the other listed lesions left out of "around"): on a whole
+    must be redder than the skin around it (:func:`redness_excess` at least
+    :data:`FACE_MIN_A_EXCESS`, the other listed lesions left out of "around"): on a whole
     face the networks also read a blond fringe of hair or the edge of an eyebrow, which is
     seldom that much redder than its surroundings.
 
@@ -1169,8 +1170,8 @@ def _face_lesions(
         rgb.shape[:2], [(f.x, f.y) for f in listed], [f.radius_px for f in listed])
     found, weak = [], []
     for lesion, is_listed in [(f, True) for f in listed] + [(f, False) for f in faint]:
-        excess = _redness_excess(rgb, lesion, px_per_mm, occupied=occupied)
-        if is_listed and excess >= _FACE_MIN_A_EXCESS and lesion.confidence >= _FACE_MIN_MASS:
+        excess = redness_excess(rgb, lesion, px_per_mm, occupied=occupied)
+        if is_listed and excess >= FACE_MIN_A_EXCESS and lesion.confidence >= _FACE_MIN_MASS:
             found.append(lesion)
         elif excess >= _FAINT_MIN_A_EXCESS:
             weak.append(lesion)
@@ -1210,7 +1211,7 @@ def disc_mask(shape: tuple[int, int], centres: Sequence[tuple[float, float]] | n
     return mask.astype(bool)
 
 
-def _redness_excess(rgb: np.ndarray, lesion: Lesion, px_per_mm: float, *,
+def redness_excess(rgb: np.ndarray, lesion: Lesion, px_per_mm: float, *,
                     occupied: np.ndarray | None = None) -> float:
     """How much redder a lesion is than the skin around it, in CIELAB a* units.
 

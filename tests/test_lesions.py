@@ -96,7 +96,8 @@ def test_public_api_is_exactly_all():
     own = {
         n for n in public if getattr(getattr(lesions, n), "__module__", None) == lesions.__name__
     }
-    constants = {"FACE_READ_PX_PER_MM", "FACE_SEPARATION_MM"}  # the face read's scales
+    # The face read's scales and its redness floor.
+    constants = {"FACE_MIN_A_EXCESS", "FACE_READ_PX_PER_MM", "FACE_SEPARATION_MM"}
     assert set(lesions.__all__) - constants == own
     assert all(isinstance(getattr(lesions, name), float) for name in constants)
     assert set(lesions.__all__) == constants | {
@@ -106,6 +107,7 @@ def test_public_api_is_exactly_all():
         "detect_lesions",
         "disc_mask",
         "read_lesions",
+        "redness_excess",
         "skin_mask_by_colour",
     }
 
@@ -412,7 +414,7 @@ def test_a_lesion_among_lesions_is_compared_with_the_clear_skin_around_it():
     image = np.full((120, 120, 3), skin, np.uint8)
     centre = Lesion(x=60.0, y=60.0, radius_px=4.0, kind="papule", confidence=0.5)
     cv2.circle(image, (60, 60), 4, red, -1)
-    lone = lesions._redness_excess(image, centre, ppm)
+    lone = lesions.redness_excess(image, centre, ppm)
     crowded = image.copy()
     # Four neighbours 9 px away (1 px of skin between): over half of the ring is theirs.
     around = [Lesion(x=60 + 9 * math.cos(a), y=60 + 9 * math.sin(a), radius_px=4.0,
@@ -423,10 +425,10 @@ def test_a_lesion_among_lesions_is_compared_with_the_clear_skin_around_it():
                                  [les.radius_px for les in (centre, *around)])
     assert lone > 10
     # Without leaving the neighbours out the ring reads redder, and the lesion less red.
-    assert lesions._redness_excess(crowded, centre, ppm) < lone - 3
-    assert lesions._redness_excess(crowded, centre, ppm, occupied=occupied) == pytest.approx(
+    assert lesions.redness_excess(crowded, centre, ppm) < lone - 3
+    assert lesions.redness_excess(crowded, centre, ppm, occupied=occupied) == pytest.approx(
         lone, abs=1.0)
     # A ring all taken by neighbours is used whole rather than not at all.
     full = lesions.disc_mask(crowded.shape[:2], [(60.0, 60.0)], [30.0])
-    assert lesions._redness_excess(crowded, centre, ppm, occupied=full) == \
-        lesions._redness_excess(crowded, centre, ppm)
+    assert lesions.redness_excess(crowded, centre, ppm, occupied=full) == \
+        lesions.redness_excess(crowded, centre, ppm)

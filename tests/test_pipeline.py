@@ -300,12 +300,71 @@ def test_a_lesion_counted_on_the_reference_stays_counted_while_it_reads_faintly(
     assert _hold_reference_lesions(read, [], ppm) == (read, 0)
 
 
+def test_where_the_skin_is_as_on_the_reference_the_references_decision_stands():
+    """A place the reader decides differently from the reference photo, but whose redness is
+    unchanged, keeps the reference's decision (counted or not); a lesion that comes on clear
+    skin or goes from it is followed, and a reference lesion out of view is not kept."""
+    from dataclasses import replace
+
+    import cv2
+
+    from monitor.lesions import Lesion, LesionRead, redness_excess
+    from monitor.pipeline import _keep_unchanged_places
+
+    ppm = 3.0
+
+    def spot(x, y, confidence=0.3):
+        return Lesion(x=x, y=y, radius_px=6.0, kind="papule", confidence=confidence)
+
+    def skin_with(*spots, red=(205, 120, 110)):
+        image = np.full((160, 260, 3), (205, 160, 140), np.uint8)
+        for s in spots:
+            cv2.circle(image, (int(s.x), int(s.y)), int(s.radius_px), red, -1)
+        return image
+
+    a, b, c, gone = spot(40, 40), spot(120, 40), spot(200, 40), spot(40, 120)
+    seen = np.ones((160, 260), bool)
+    reference_image = skin_with(a, b, gone)  # the reference counted a and gone, not b
+    reference = [a, gone]
+    photo = skin_with(a, b, c)  # a and b unchanged, c new on clear skin, gone is gone
+    assert redness_excess(photo, b, ppm) > 5
+    read = LesionRead(lesions=(replace(b, confidence=0.2), replace(c, confidence=0.2)),
+                      faint=(spot(42, 41, 0.05),))
+    kept_read, kept, held_back = _keep_unchanged_places(read, reference, photo, reference_image,
+                                                        seen, ppm)
+    assert (kept, held_back) == (1, 1)
+    assert sorted((les.x, les.y) for les in kept_read.lesions) == [(40, 40), (200, 40)]
+    # b is followed as a faint spot; the faint spot where a is kept is dropped for it.
+    assert [(f.x, f.y) for f in kept_read.faint] == [(120, 40)]
+    # The same with a out of view: not kept.
+    out_of_view = seen.copy()
+    out_of_view[:80, :80] = False
+    _, kept, _ = _keep_unchanged_places(read, reference, photo, reference_image, out_of_view,
+                                        ppm)
+    assert kept == 0
+    # A place that is much redder (or paler) than on the reference has changed: both decisions
+    # are this photo's own.
+    redder = skin_with(a, b, c, red=(235, 80, 90))
+    fainter = skin_with(a, b, c, red=(205, 150, 135))
+    for image in (redder, fainter):
+        assert abs(redness_excess(image, b, ppm) - redness_excess(reference_image, b, ppm)) > 1
+        assert _keep_unchanged_places(read, reference, image, reference_image, seen, ppm)[1:] \
+            == (0, 0)
+    # Nothing decided differently: the read comes back as it is.
+    same = LesionRead(lesions=(a, gone), faint=())
+    assert _keep_unchanged_places(same, reference, reference_image, reference_image, seen,
+                                  ppm) == (same, 0, 0)
+
+
 def test_the_reference_frame_read_says_how_many_lesions_it_held():
     reference, photo = _reference_and_photo(33)
     entry = photo.to_json(treatment_date=None)
-    assert isinstance(entry["lesion_reading"]["held"], int)
-    assert 0 <= entry["lesion_reading"]["held"] <= entry["lesion_count"]
-    assert reference.result.to_json(treatment_date=None)["lesion_reading"]["held"] == 0
+    reading = entry["lesion_reading"]
+    assert isinstance(reading["held"], int) and isinstance(reading["held_back"], int)
+    assert 0 <= reading["held"] <= entry["lesion_count"]
+    assert 0 <= reading["held_back"] <= len(entry["faint_lesions"])
+    on_reference = reference.result.to_json(treatment_date=None)["lesion_reading"]
+    assert (on_reference["held"], on_reference["held_back"]) == (0, 0)
 
 
 def test_another_persons_photo_is_turned_away_and_the_same_face_is_not():
