@@ -518,6 +518,7 @@ class Reference:
     baseline: RednessBaseline
     colour: ColourReference
     skin: np.ndarray  # where lesions are read, in the reference working copy (see _lesion_skin)
+    srgb: np.ndarray  # the working copy its lesions were read on (8-bit sRGB)
 
 
 def make_reference(result: PhotoResult) -> Reference:
@@ -536,6 +537,7 @@ def make_reference(result: PhotoResult) -> Reference:
     crop = result.crop
     identity = np.eye(3)
     skin = _lesion_skin(crop)
+    srgb = IDENTITY.apply_srgb8(crop.pixels)
     reading = LesionReading(measured=True, reason=None, skin_seen=1.0,
                             px_per_mm=crop.face.px_per_mm)
     measurement = _measure(crop, IDENTITY, baseline=None, read_lesions=lambda srgb: (
@@ -547,7 +549,7 @@ def make_reference(result: PhotoResult) -> Reference:
     return Reference(result=result, target=prepare_reference(crop.pixels, crop.face),
                      baseline=measurement.redness.baseline(),
                      colour=prepare_colour_reference(crop.pixels, crop.face, card=result.card),
-                     skin=skin)
+                     skin=skin, srgb=srgb)
 
 
 def _lesion_skin(crop: FaceCrop) -> np.ndarray:
@@ -642,8 +644,7 @@ def _lesions_in_reference_frame(
     assert reference_read is not None
     read, held = _hold_reference_lesions(read, reference_read.lesions or (), px_per_mm)
     read, kept, held_back = _keep_unchanged_places(
-        read, reference_read.lesions or (), warped, IDENTITY.apply_srgb8(ref_crop.pixels),
-        skin, px_per_mm)
+        read, reference_read.lesions or (), warped, reference.srgb, skin, px_per_mm)
     reading = LesionReading(measured=True, reason=None, skin_seen=share, px_per_mm=px_per_mm,
                             held=held + kept, held_back=held_back)
     back = np.linalg.inv(crop_to_ref)
