@@ -760,9 +760,16 @@ def _keep_unchanged_places(read: LesionRead, reference: Sequence[Lesion], srgb: 
     def near(spot: Lesion, others: Iterable[Lesion]) -> bool:
         return any(math.hypot(spot.x - o.x, spot.y - o.y) < reach for o in others)
 
+    # The rings round crowded lesions leave out the discs of every lesion either photo counts,
+    # as the reader's own redness check does (8 dev faces per grade: count spread 0.055 /
+    # 0.238 -> 0.051 / 0.200; synthetic courses F1 0.957 -> 0.960).
+    listed = lesions + list(reference)
+    occupied = disc_mask((skin.shape[0], skin.shape[1]), [(les.x, les.y) for les in listed],
+                         [les.radius_px for les in listed])
+
     def unchanged(place: Lesion) -> bool:
-        now = redness_excess(srgb, place, px_per_mm)
-        then = redness_excess(reference_srgb, place, px_per_mm)
+        now = redness_excess(srgb, place, px_per_mm, occupied=occupied)
+        then = redness_excess(reference_srgb, place, px_per_mm, occupied=occupied)
         return min(now, then) >= FACE_MIN_A_EXCESS and abs(now - then) <= _UNCHANGED_A
 
     held_back = [les for les in lesions if not near(les, reference) and unchanged(les)]

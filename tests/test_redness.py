@@ -208,6 +208,40 @@ def test_the_colour_sources_that_agree_give_the_gains_and_a_lone_one_is_not_trus
     assert lost.to_json()["trusted"] is False
 
 
+def test_a_source_far_from_the_skins_own_change_is_not_light_and_is_not_used():
+    """The hair seen three times darker than the light's change (something else in its place)
+    is not used though it outweighs the others; a reddened skin leaves every source in use."""
+    from dataclasses import replace
+
+    from monitor.colour import PLAUSIBLE_LOG_GAIN, ColourReference, estimate_correction
+
+    rng = np.random.default_rng(5)
+    linear = rng.uniform(0.05, 0.6, (80, 40, 3)).astype(np.float32)
+    rows = np.arange(80)[:, None] * np.ones((1, 40), bool)
+    parts = (("hair", rows < 20), ("background", (rows >= 20) & (rows < 40)),
+             ("clothes", (rows >= 40) & (rows < 60)))
+    reference = ColourReference(shape=(160, 80), linear=linear, surroundings=rows < 60,
+                                eyes=np.zeros((80, 40), bool), parts=parts, skin=rows >= 60)
+    light = np.array([1.1, 1.0, 0.9])
+    gains = np.tile(light, (80, 1))
+    # A breakout: the skin's red up 20 % and its green down 10 % (about a* +11 on skin).
+    gains[60:] /= (1.2, 0.9, 1.0)
+    assert np.log(1.2) < PLAUSIBLE_LOG_GAIN
+    red = estimate_correction(_photo_of(linear, gains), reference, to_reference=np.eye(3))
+    np.testing.assert_allclose(red.gains, light, rtol=0.01)
+    assert red.agreed and red.trusted
+    # Something three times darker where the hair was.
+    gains[:20] *= 3.0
+    odd = estimate_correction(_photo_of(linear, gains), reference, to_reference=np.eye(3))
+    assert [name for name, _, _, used in odd.sources if used] == ["background", "clothes"]
+    assert not odd.agreed and not odd.trusted  # the background and clothes alone weigh 2
+    # Without the skin's check the hair alone would have set the light, 3 times off.
+    blind = estimate_correction(_photo_of(linear, gains), replace(reference, skin=None),
+                                to_reference=np.eye(3))
+    assert blind.trusted and blind.reference == "surroundings"
+    np.testing.assert_allclose(blind.gains, 3 * light, rtol=0.02)
+
+
 def test_a_photo_whose_light_cannot_be_trusted_has_no_redness(monkeypatch):
     """Its spots are read, its redness is null, and the patient is told why."""
     import monitor.pipeline as pipeline
