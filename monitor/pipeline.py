@@ -688,6 +688,11 @@ _HOLD_MIN_MASS = 0.075
 _HOLD_REACH_MM = 0.5 * FACE_SEPARATION_MM
 
 
+def _within(spot: Lesion, others: Iterable[Lesion], reach: float) -> bool:
+    """Whether any of ``others`` is centred less than ``reach`` pixels from ``spot``'s centre."""
+    return any(math.hypot(spot.x - o.x, spot.y - o.y) < reach for o in others)
+
+
 def _hold_reference_lesions(read: LesionRead, reference: Sequence[Lesion],
                             px_per_mm: float) -> tuple[LesionRead, int]:
     """Count the faint spots that sit where the reference photo counted a lesion.
@@ -704,7 +709,7 @@ def _hold_reference_lesions(read: LesionRead, reference: Sequence[Lesion],
     for ref in reference:
         def distance(spot: Lesion, ref: Lesion = ref) -> float:
             return math.hypot(spot.x - ref.x, spot.y - ref.y)
-        if any(distance(les) < reach for les in lesions):
+        if _within(ref, lesions, reach):
             continue
         near = [f for f in faint if f.confidence >= _HOLD_MIN_MASS and distance(f) < reach]
         if near:
@@ -758,7 +763,7 @@ def _keep_unchanged_places(read: LesionRead, reference: Sequence[Lesion], srgb: 
     reach = _HOLD_REACH_MM * px_per_mm
 
     def near(spot: Lesion, others: Iterable[Lesion]) -> bool:
-        return any(math.hypot(spot.x - o.x, spot.y - o.y) < reach for o in others)
+        return _within(spot, others, reach)
 
     # The rings round crowded lesions leave out the discs of every lesion either photo counts,
     # as the reader's own redness check does (8 dev faces per grade: count spread 0.055 /
