@@ -659,13 +659,17 @@ def test_malformed_records_say_what_was_expected(photo, message):
 
 
 def test_public_api_is_exactly_all():
+    """The package's public names are its ``__all__``, and each is defined in the package."""
     name = course_module.__name__
-    public = {
-        n for n, v in vars(course_module).items()
-        if not n.startswith("_") and not inspect.ismodule(v)
-        and getattr(v, "__module__", name) == name
-    }
+
+    def defined_here(value):
+        module = getattr(value, "__module__", name)
+        return module == name or module.startswith(f"{name}.")
+
+    public = {n for n, v in vars(course_module).items()
+              if not n.startswith("_") and not inspect.ismodule(v) and defined_here(v)}
     assert public == set(course_module.__all__)
+    assert "annotations" not in public  # the __future__ import is not the API
 
 
 def test_results_are_reproducible():
@@ -740,7 +744,7 @@ def test_a_lesion_first_counted_late_was_there_if_read_faintly_before():
 def test_a_lesion_only_faint_for_many_days_is_resolved():
     """Faint sightings hold a track for at most _MAX_FAINT_DAYS days in a row: a lesion that
     fades into a faint mark is resolved, a few days late, not held for ever."""
-    from monitor.course import _MAX_FAINT_DAYS
+    from monitor.course.tracking import _MAX_FAINT_DAYS
 
     n = _MAX_FAINT_DAYS + 3
     photos = [_spot_photo(0, [A, B])] + [_spot_photo(d, [A], [B]) for d in range(1, n)]
