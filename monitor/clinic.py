@@ -58,7 +58,7 @@ __all__ = [
 #: The libraries whose versions can change what the engine reads off a photo.
 _ENGINE_LIBRARIES = ("numpy", "opencv-contrib-python", "opencv-python-headless", "opencv-python",
                      "mediapipe", "scipy", "pillow", "pillow-heif")
-_IMPORT_OF_MONITOR = re.compile(r"^\s*(?:from|import)\s+monitor\.(\w+)", re.MULTILINE)
+_IMPORT_OF_MONITOR = re.compile(r"^\s*(?:from|import)\s+monitor\.([\w.]+)", re.MULTILINE)
 
 
 def engine_version(package: Path | None = None) -> str:
@@ -78,13 +78,21 @@ def engine_version(package: Path | None = None) -> str:
     todo = ["pipeline"]
     while todo:
         name = todo.pop()
-        if name in sources or not (package / f"{name}.py").is_file():
+        # A module is monitor/<name>.py; a package (monitor.course) its __init__.py, whose
+        # imports reach its modules (monitor.course.tracking: course/tracking.py).
+        parts = name.split(".")
+        path = next((p for p in (package.joinpath(*parts[:-1], f"{parts[-1]}.py"),
+                                 package.joinpath(*parts, "__init__.py")) if p.is_file()), None)
+        if path is None:
             continue
-        sources[name] = (package / f"{name}.py").read_bytes()
-        todo.extend(_IMPORT_OF_MONITOR.findall(sources[name].decode("utf-8")))
-    for name in sorted(sources):
-        digest.update(f"{name}.py\0".encode())
-        digest.update(sources[name])
+        relative = path.relative_to(package).as_posix()
+        if relative in sources:
+            continue
+        sources[relative] = path.read_bytes()
+        todo.extend(_IMPORT_OF_MONITOR.findall(sources[relative].decode("utf-8")))
+    for relative in sorted(sources):
+        digest.update(f"{relative}\0".encode())
+        digest.update(sources[relative])
     for path in sorted((package / "models").glob("*")):
         if path.is_file():
             digest.update(f"models/{path.name}\0".encode())

@@ -386,7 +386,7 @@ def test_a_user_whose_role_changed_is_signed_out(clinic):
 def test_upgrading_a_store_of_the_first_schema_keeps_its_data_and_stops_reusing_ids(tmp_path):
     from alembic import command
 
-    from monitor.store import _alembic_config
+    from monitor.store.database import _alembic_config
 
     folder = tmp_path / "old"
     store = Store(folder)

@@ -1,35 +1,4 @@
-"""The clinic's database and photo store: the only module that writes.
-
-SQLite in a local data folder by default (``./data`` or ``$MONITOR_DATA``); PostgreSQL (or any
-SQLAlchemy database) when ``$MONITOR_DATABASE_URL`` is set. The schema is created and upgraded
-with Alembic (``monitor/migrations/``, shipped with the package) every time a store is opened.
-
-Access is enforced here, not in the UI: every query that touches a patient takes the acting
-:class:`User` and raises :class:`AccessDenied` unless the actor is that patient, or the
-clinician who treats them. Views and changes are written to the audit log.
-
-Photos
-------
-Each photo is kept once per content hash (SHA-256 of the stored bytes) under the key
-``ab/abcdef....jpg``, in the data folder's ``photos`` folder or, with ``$MONITOR_PHOTOS_URL``,
-in an S3-compatible object store (:mod:`monitor.photostore`); uploading the same photo twice is
-harmless. Location is never stored: a JPEG keeps its original image data but its EXIF GPS
-block and any XMP packet (which can repeat the location) are cut out, without re-encoding, so a
-re-analysis sees the very same pixels and the EXIF time and orientation; any other format is
-stored as a PNG of the decoded photo (upright, sRGB, no metadata at all), with its capture time
-kept in the row.
-
-An upload is announced in the database first (a ``pending_uploads`` row), then its object is
-written (write-once: a photo already there is left as it is), then its photo row is committed
-and the announcement removed in one transaction. An object nothing refers to (no photo row, no
-announcement younger than :data:`UPLOAD_DEADLINE`) is removed: when an upload fails, when a
-patient is erased, and by the sweep every :class:`Store` runs when it opens. Announcing, the
-commit and each removal take a lock on the photo's hash in the database (a PostgreSQL advisory
-lock; on SQLite, one host by nature, the data folder's lock file), and the commit writes the
-object again if a sweep took it meanwhile. So with any number of app servers on any number of
-hosts the store never holds a row without its object, and an object outlives its rows only
-until the next sweep.
-"""
+"""The store: the database and photo storage of one clinic, access control and audit."""
 
 from __future__ import annotations
 
@@ -40,87 +9,68 @@ import io
 import json
 import os
 import secrets
-import struct
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import (
-    Boolean,
-    Date,
-    DateTime,
-    Float,
-    ForeignKey,
-    Integer,
-    String,
-    Text,
-    UniqueConstraint,
-    create_engine,
-    delete,
-    event,
-    func,
-    select,
-    text,
-    update,
-)
+from sqlalchemy import create_engine, delete, event, func, select, text, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.course import SYMPTOM_NAMES
 from monitor.errors import AccessDenied, AccountError, PhotoStorageUnavailable, SignInPaused
-from monitor.photostore import (
-    PhotoStorage,
-    open_storage,
-    photo_key,
-    private_folder,
-    sha_of_key,
+from monitor.photostore import PhotoStorage, open_storage, photo_key, private_folder, sha_of_key
+from monitor.store.accounts import (
+    DUMMY_HASH,
+    HASHER,
+    IDLE_LIMITS,
+    ROLES,
+    SIGN_IN_LOCKOUT,
+    SIGN_IN_PAUSES,
+    TICKET_TTL,
+    check_password,
+    name_key,
+    pause_words,
+    secret_hash,
 )
+from monitor.store.location import strip_location
+from monitor.store.tables import (
+    AnalysisRow,
+    AuditRow,
+    CheckInRow,
+    CorrectionRow,
+    NoteRow,
+    PatientRow,
+    PendingUploadRow,
+    PhotoRow,
+    SessionRow,
+    SettingRow,
+    SignInFailureRow,
+    TreatmentRow,
+    UserRow,
+)
+from monitor.store.values import AuditEntry, CheckIn, Correction, Note, PatientInfo, PhotoInfo, User
 
 __all__ = [
-    "ROLES",
-    "METADATA",
-    "AccessDenied",
-    "AccountError",
-    "SignInPaused",
-    "IDLE_LIMITS",
-    "SIGN_IN_PAUSES",
     "REFUSED_OTHER_FACE",
+    "UPLOAD_DEADLINE",
     "Store",
-    "check_password",
-    "User",
-    "PatientInfo",
-    "PhotoInfo",
-    "CheckIn",
-    "Note",
-    "Correction",
-    "AuditEntry",
     "default_data_dir",
     "default_database_url",
-    "strip_location",
+    "stored_photo_count",
 ]
 
-ROLES = ("patient", "clinician")
+
 #: The audit log's action for a photo refused as not showing the patient's face.
 REFUSED_OTHER_FACE = "refuse_photo_other_face"
 
-#: A session ends after this long without use, per role (``Store.idle_limits`` per store;
-#: the app reads ``$MONITOR_IDLE_MINUTES_CLINICIAN`` and ``$MONITOR_IDLE_DAYS_PATIENT``).
-IDLE_LIMITS = {"clinician": timedelta(minutes=30), "patient": timedelta(days=14)}
-#: Failed sign-ins in a row that are free, and the count that locks, per account and per
-#: client. In between, each failure doubles the wait before the next try (1 s, 2 s, 4 s...).
-SIGN_IN_PAUSES = {"account": (3, 10), "client": (10, 30)}
-SIGN_IN_LOCKOUT = timedelta(minutes=15)
-#: How long a browser has to exchange its one-time ticket for its session cookie.
-TICKET_TTL = timedelta(minutes=2)
+
 #: An upload's announcement protects its object from the sweep for this long. An upload takes
 #: seconds; one that outlives this is written again at its commit (see the module docstring).
 UPLOAD_DEADLINE = timedelta(hours=1)
-_COMMON_PASSWORDS = Path(__file__).resolve().parent / "common_passwords.txt"
 
 
 def default_data_dir() -> Path:
@@ -137,464 +87,22 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def _name_key(username: str) -> str:
-    """A user name as compared: no case, no surrounding blanks."""
-    return username.strip().casefold()
-
-
-def _secret_hash(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
-
-
 def _lock_file(path: Path) -> io.BufferedRandom:
     """A lock file, opened (created readable by this user only)."""
     return open(os.open(path, os.O_CREAT | os.O_RDWR, 0o600), "r+b")
 
 
-def _pause_words(wait: timedelta) -> str:
-    seconds = max(1, int(wait.total_seconds() + 0.999))
-    if seconds < 60:
-        when = f"{seconds} second{'s' if seconds != 1 else ''}"
-    else:
-        minutes = (seconds + 59) // 60
-        when = f"{minutes} minute{'s' if minutes != 1 else ''}"
-    return (f"Too many sign-in attempts. Please wait {when} and try again, or ask your "
-            "clinic to reset your password.")
-
-
-_common: frozenset[str] | None = None
-
-
-def check_password(password: str, *, username: str = "") -> None:
-    """Raise :class:`AccountError` with a plain reason when ``password`` is too weak.
-
-    At least 10 and at most 128 characters, at least 5 different characters, not one of
-    the common passwords in ``monitor/common_passwords.txt`` (also with digits or symbols
-    added at either end), and not the user name (nor containing it, from 4 characters).
-    """
-    global _common
-    if len(password) < 10:
-        raise AccountError("Please choose a password of at least 10 characters "
-                           "(a few words you will remember work well).")
-    if len(password) > 128:
-        raise AccountError("Please choose a password of at most 128 characters.")
-    if len(set(password)) < 5 or not password.strip():
-        raise AccountError("This password is too simple. Please use a few different words.")
-    if _common is None:
-        _common = frozenset(line.strip().casefold() for line in
-                            _COMMON_PASSWORDS.read_text(encoding="utf-8").splitlines()
-                            if line.strip() and not line.startswith("#"))
-    folded = password.casefold()
-    edges = "0123456789!@#$%^&*()-_=+.,;:?'\" /\\"
-    core = folded.strip(edges)
-    if {folded, core, core.replace(" ", "")} & _common or not core \
-            or _name_key(username) == core \
-            or (len(username) >= 4 and _name_key(username) in folded):
-        raise AccountError("This password is too easy to guess (it is common, or contains "
-                           "the user name). Please choose another.")
-
-
-# ------------------------------------------------------------------------------------------
-# Tables (the initial Alembic migration creates exactly these)
-# ------------------------------------------------------------------------------------------
-
-
-class _Base(DeclarativeBase):
-    pass
-
-
-class _UserRow(_Base):
-    __tablename__ = "users"
-    __table_args__ = (UniqueConstraint("username_key", name="uq_users_username_key"),
-                      {"sqlite_autoincrement": True})
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    username: Mapped[str] = mapped_column(String(80), unique=True)
-    # The name as compared (casefolded): "Doctor2" and "doctor2" are one account.
-    username_key: Mapped[str] = mapped_column(String(80))
-    password_hash: Mapped[str] = mapped_column(String(200))
-    role: Mapped[str] = mapped_column(String(20))
-    display_name: Mapped[str] = mapped_column(String(120))
-    is_demo: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[datetime] = mapped_column(DateTime)
-
-
-class _PatientRow(_Base):
-    __tablename__ = "patients"
-    __table_args__ = {"sqlite_autoincrement": True}
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(120))
-    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"),
-                                                unique=True, nullable=True)
-    clinician_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
-    created_at: Mapped[datetime] = mapped_column(DateTime)
-
-
-class _TreatmentRow(_Base):
-    __tablename__ = "treatments"
-    __table_args__ = {"sqlite_autoincrement": True}
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"),
-                                            index=True)
-    treatment_date: Mapped[date] = mapped_column(Date)
-    procedure: Mapped[str] = mapped_column(String(120))
-    created_at: Mapped[datetime] = mapped_column(DateTime)
-
-
-class _PhotoRow(_Base):
-    __tablename__ = "photos"
-    __table_args__ = (UniqueConstraint("patient_id", "sha256", name="uq_photo_patient_hash"),
-                      {"sqlite_autoincrement": True})
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"),
-                                            index=True)
-    sha256: Mapped[str] = mapped_column(String(64), index=True)
-    file_name: Mapped[str] = mapped_column(String(255))
-    suffix: Mapped[str] = mapped_column(String(8))
-    size_bytes: Mapped[int] = mapped_column(Integer)
-    captured_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
-    uploaded_at: Mapped[datetime] = mapped_column(DateTime)
-    uploaded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"),
-                                                    nullable=True)
-
-
-class _PendingUploadRow(_Base):
-    """An upload in progress: its object may exist before its photo row does."""
-
-    __tablename__ = "pending_uploads"
-    __table_args__ = {"sqlite_autoincrement": True}
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    sha256: Mapped[str] = mapped_column(String(64), index=True)
-    started_at: Mapped[datetime] = mapped_column(DateTime)
-
-
-class _AnalysisRow(_Base):
-    __tablename__ = "analyses"
-    __table_args__ = {"sqlite_autoincrement": True}
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"),
-                                          index=True)
-    engine_version: Mapped[str] = mapped_column(String(60))
-    status: Mapped[str] = mapped_column(String(20))
-    result_json: Mapped[str] = mapped_column(Text)
-    reference_photo_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    is_current: Mapped[bool] = mapped_column(Boolean, default=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime)
-
-
-class _CheckInRow(_Base):
-    __tablename__ = "checkins"
-    __table_args__ = {"sqlite_autoincrement": True}
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"),
-                                            index=True)
-    day: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    fever: Mapped[bool] = mapped_column(Boolean, default=False)
-    pain: Mapped[bool] = mapped_column(Boolean, default=False)
-    spreading_redness: Mapped[bool] = mapped_column(Boolean, default=False)
-    pus: Mapped[bool] = mapped_column(Boolean, default=False)
-    cold_sores: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[datetime] = mapped_column(DateTime)
-    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"),
-                                                   nullable=True)
-
-
-class _NoteRow(_Base):
-    __tablename__ = "notes"
-    __table_args__ = {"sqlite_autoincrement": True}
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"),
-                                            index=True)
-    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"),
-                                                  nullable=True)
-    text: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime)
-
-
-class _CorrectionRow(_Base):
-    __tablename__ = "lesion_corrections"
-    __table_args__ = {"sqlite_autoincrement": True}
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"),
-                                          index=True)
-    action: Mapped[str] = mapped_column(String(10))  # "reject" | "add"
-    x: Mapped[float] = mapped_column(Float)  # photo pixels
-    y: Mapped[float] = mapped_column(Float)
-    radius: Mapped[float] = mapped_column(Float)
-    kind: Mapped[str] = mapped_column(String(20), default="papule")
-    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"),
-                                                  nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime)
-
-
-class _AuditRow(_Base):
-    __tablename__ = "audit_log"
-    __table_args__ = {"sqlite_autoincrement": True}
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    at: Mapped[datetime] = mapped_column(DateTime)
-    actor_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    actor_name: Mapped[str] = mapped_column(String(80))
-    action: Mapped[str] = mapped_column(String(40))
-    # Plain integer, no foreign key: the trace of an erasure outlives the patient.
-    patient_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
-    detail: Mapped[str] = mapped_column(Text, default="")
-
-
-class _SessionRow(_Base):
-    """A signed-in browser. Only hashes of its secrets are kept."""
-
-    __tablename__ = "sessions"
-    __table_args__ = {"sqlite_autoincrement": True}
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    # SHA-256 of the cookie's random value (set once the browser claims it).
-    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
-    # SHA-256 of the one-time ticket the browser exchanges for its cookie.
-    ticket_hash: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime)
-    last_seen_at: Mapped[datetime] = mapped_column(DateTime)
-
-
-class _SignInFailureRow(_Base):
-    """Failed sign-ins in a row, per account ("account:<name>") and per client ("client:<ip>")."""
-
-    __tablename__ = "sign_in_failures"
-    key: Mapped[str] = mapped_column(String(200), primary_key=True)
-    failures: Mapped[int] = mapped_column(Integer, default=0)
-    last_failure_at: Mapped[datetime] = mapped_column(DateTime)
-    not_before: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
-
-
-class _SettingRow(_Base):
-    __tablename__ = "settings"
-    key: Mapped[str] = mapped_column(String(40), primary_key=True)
-    value: Mapped[str] = mapped_column(Text)
-
-
-METADATA = _Base.metadata
-
-# ------------------------------------------------------------------------------------------
-# Values handed out (frozen snapshots: callers never hold a live row)
-# ------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class User:
-    """A signed-in person. ``patient_id`` is set for patients (their own record)."""
-
-    id: int
-    username: str
-    role: str
-    display_name: str
-    is_demo: bool = False
-    patient_id: int | None = None
-
-    @property
-    def is_clinician(self) -> bool:
-        return self.role == "clinician"
-
-
-@dataclass(frozen=True)
-class PatientInfo:
-    id: int
-    name: str
-    clinician_id: int
-    user_id: int | None
-    treatment_date: date | None
-    procedure: str | None
-
-
-@dataclass(frozen=True)
-class PhotoInfo:
-    """A stored photo with its current analysis (``result`` is the per-photo JSON)."""
-
-    id: int
-    patient_id: int
-    sha256: str
-    file_name: str
-    captured_at: datetime | None
-    uploaded_at: datetime
-    result: dict | None
-    engine_version: str | None
-    reference_photo_id: int | None
-
-    @property
-    def status(self) -> str | None:
-        return None if self.result is None else self.result.get("status")
-
-
-@dataclass(frozen=True)
-class CheckIn:
-    id: int
-    day: int | None
-    created_at: datetime
-    fever: bool
-    pain: bool
-    spreading_redness: bool
-    pus: bool
-    cold_sores: bool
-
-    @property
-    def reported(self) -> tuple[str, ...]:
-        return tuple(name for name in SYMPTOM_NAMES if getattr(self, name))
-
-
-@dataclass(frozen=True)
-class Note:
-    id: int
-    author: str
-    text: str
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class Correction:
-    """A clinician's correction of the lesions found on one photo (photo pixels)."""
-
-    id: int
-    photo_id: int
-    action: str
-    x: float
-    y: float
-    radius: float
-    kind: str
-    author: str
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class AuditEntry:
-    at: datetime
-    actor: str
-    action: str
-    patient_id: int | None
-    detail: str
-
-
-# ------------------------------------------------------------------------------------------
-# Location stripping
-# ------------------------------------------------------------------------------------------
-
-#: EXIF kept in a stored JPEG (an allow-list): IFD0 orientation and time; in the Exif IFD the
-#: capture times, their offsets and sub-seconds, and the colour space. Everything else goes:
-#: GPS, the camera's owner and serial numbers, artist, copyright, maker notes, thumbnails.
-_KEEP_IFD0 = frozenset({0x0112, 0x0132})
-_EXIF_IFD = 0x8769
-_KEEP_EXIF_IFD = frozenset({0x9003, 0x9004, 0x9010, 0x9011, 0x9012, 0x9290, 0x9291, 0x9292,
-                            0xA001})
-
-
-def strip_location(data: bytes) -> tuple[bytes, str]:
-    """The bytes to store for an upload, with identifying metadata removed, and their suffix.
-
-    A JPEG keeps its image data untouched and only allow-listed metadata: the EXIF
-    orientation and capture time, the colour profile (ICC) and the JFIF/Adobe headers that
-    decoding needs. Comments, XMP, IPTC (APP13), other APP segments, EXIF thumbnails and
-    anything after the image's end are dropped. Any other format becomes a PNG of the
-    decoded photo (no metadata). Raises the :mod:`monitor.photo` errors for non-photos.
-    """
-    if data[:3] == b"\xff\xd8\xff":
-        stripped = _strip_jpeg(data)
-        if stripped is not None:
-            return stripped, ".jpg"
-    from PIL import Image
-
-    from monitor.photo import load_photo
-
-    photo = load_photo(data, name="upload")
-    out = io.BytesIO()
-    Image.fromarray(photo.pixels).save(out, format="PNG", optimize=False, compress_level=6)
-    return out.getvalue(), ".png"
-
-
-def _allowed_exif(body: bytes) -> bytes:
-    """An APP1 EXIF body with only the allow-listed tags ("" when nothing is kept)."""
-    from PIL import Image
-
-    try:
-        exif = Image.Exif()
-        exif.load(body[6:])
-        kept = Image.Exif()
-        for tag in _KEEP_IFD0:
-            if tag in exif:
-                kept[tag] = exif[tag]
-        sub = {tag: value for tag, value in exif.get_ifd(_EXIF_IFD).items()
-               if tag in _KEEP_EXIF_IFD}
-        if sub:
-            kept[_EXIF_IFD] = sub
-        if not len(kept):
-            return b""
-        new_body = b"Exif\x00\x00" + kept.tobytes()
-    except Exception:  # noqa: BLE001 - damaged EXIF: drop it whole
-        return b""
-    return new_body if len(new_body) + 2 <= 0xFFFF else b""
-
-
-def _strip_jpeg(data: bytes) -> bytes | None:
-    """The JPEG with allow-listed metadata only; None when the marker layout is unexpected."""
-    out = bytearray(data[:2])
-    pos = 2
-    while pos + 2 <= len(data):
-        if data[pos] != 0xFF:
-            return None
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        if marker == 0xD9:  # end of image: whatever follows (another image, data) goes
-            out += b"\xff\xd9"
-            return bytes(out)
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
-            out += data[pos:pos + 2]
-            pos += 2
-            continue
-        if pos + 4 > len(data):
-            return None
-        (length,) = struct.unpack(">H", data[pos + 2:pos + 4])
-        if length < 2 or pos + 2 + length > len(data):
-            return None
-        segment = data[pos:pos + 2 + length]
-        body = segment[4:]
-        pos += 2 + length
-        if marker == 0xE1 and body.startswith(b"Exif\x00\x00"):
-            new_body = _allowed_exif(body)
-            if new_body:
-                out += b"\xff\xe1" + struct.pack(">H", len(new_body) + 2) + new_body
-        elif marker == 0xE0 and body.startswith(b"JFIF\x00") and len(body) >= 14:
-            jfif = body[:12] + b"\x00\x00"  # no thumbnail
-            out += b"\xff\xe0" + struct.pack(">H", len(jfif) + 2) + jfif
-        elif (marker == 0xE2 and body.startswith(b"ICC_PROFILE\x00")) \
-                or (marker == 0xEE and body.startswith(b"Adobe")) \
-                or not (0xE0 <= marker <= 0xEF or marker == 0xFE):
-            out += segment  # colour profile, Adobe colour transform, tables, frame, scan
-        if marker == 0xDA:  # start of scan: copy the entropy-coded data up to a marker
-            end = pos
-            while True:
-                end = data.find(b"\xff", end)
-                if end < 0 or end + 1 >= len(data):
-                    out += data[pos:]
-                    return bytes(out) + (b"" if data.endswith(b"\xff\xd9") else b"\xff\xd9")
-                following = data[end + 1]
-                if following == 0x00 or 0xD0 <= following <= 0xD7:
-                    end += 2
-                    continue
-                break
-            out += data[pos:end]
-            pos = end
-    return None
-
-
-# ------------------------------------------------------------------------------------------
-# The store
-# ------------------------------------------------------------------------------------------
-
-_HASHER = PasswordHasher()
 _PROCESS_LOCKS: dict[str, threading.Lock] = {}
+
+
 _PROCESS_LOCKS_GUARD = threading.Lock()
 
 
 #: The PostgreSQL advisory lock key that serialises schema upgrades (any fixed 64-bit number;
 #: this one spells "monitor" in ASCII).
 _UPGRADE_LOCK = 0x6D6F6E69746F72
+
+
 #: The first key of the advisory lock on one photo's hash ("phot"); the second is from the hash.
 _PHOTO_LOCK_SPACE = 0x70686F74
 
@@ -603,7 +111,8 @@ def _alembic_config(connection: Any) -> Any:
     from alembic.config import Config
 
     config = Config()
-    config.set_main_option("script_location", str(Path(__file__).with_name("migrations")))
+    migrations = Path(__file__).resolve().parent.parent / "migrations"
+    config.set_main_option("script_location", str(migrations))
     config.attributes["connection"] = connection
     return config
 
@@ -712,11 +221,11 @@ class Store:
         removed = {"temporary": self.photo_storage.tidy(), "orphans": 0}
         cutoff = self.now() - UPLOAD_DEADLINE
         with self._sessions() as s:
-            wanted = set(s.scalars(select(_PhotoRow.sha256)).all())
-            wanted |= set(s.scalars(select(_PendingUploadRow.sha256)
-                                    .where(_PendingUploadRow.started_at >= cutoff)).all())
-            stale = set(s.scalars(select(_PendingUploadRow.sha256)
-                                  .where(_PendingUploadRow.started_at < cutoff)).all())
+            wanted = set(s.scalars(select(PhotoRow.sha256)).all())
+            wanted |= set(s.scalars(select(PendingUploadRow.sha256)
+                                    .where(PendingUploadRow.started_at >= cutoff)).all())
+            stale = set(s.scalars(select(PendingUploadRow.sha256)
+                                  .where(PendingUploadRow.started_at < cutoff)).all())
         orphans: dict[str, list[str]] = {}
         for key in self.photo_storage.keys():
             sha = sha_of_key(key)
@@ -755,12 +264,12 @@ class Store:
         keys = list(keys)
         cutoff = self.now() - UPLOAD_DEADLINE
         with self._sessions() as s, self._hash_lock(s, sha):
-            s.execute(delete(_PendingUploadRow).where(_PendingUploadRow.sha256 == sha,
-                                                      _PendingUploadRow.started_at < cutoff))
-            used = s.scalar(select(func.count()).select_from(_PhotoRow)
-                            .where(_PhotoRow.sha256 == sha))
-            live = s.scalar(select(func.count()).select_from(_PendingUploadRow)
-                            .where(_PendingUploadRow.sha256 == sha))
+            s.execute(delete(PendingUploadRow).where(PendingUploadRow.sha256 == sha,
+                                                      PendingUploadRow.started_at < cutoff))
+            used = s.scalar(select(func.count()).select_from(PhotoRow)
+                            .where(PhotoRow.sha256 == sha))
+            live = s.scalar(select(func.count()).select_from(PendingUploadRow)
+                            .where(PendingUploadRow.sha256 == sha))
             if used or live:
                 s.commit()
                 return 0
@@ -806,13 +315,13 @@ class Store:
         app analyses them when it opens the store (:func:`monitor.clinic.analyse_missing`).
         """
         with self._sessions() as s:
-            analysed = select(_AnalysisRow.photo_id).where(_AnalysisRow.is_current.is_(True))
-            rows = s.execute(select(_PatientRow.clinician_id, _PatientRow.id).distinct()
-                             .join(_PhotoRow, _PhotoRow.patient_id == _PatientRow.id)
-                             .where(_PhotoRow.id.not_in(analysed))
-                             .order_by(_PatientRow.id)).all()
+            analysed = select(AnalysisRow.photo_id).where(AnalysisRow.is_current.is_(True))
+            rows = s.execute(select(PatientRow.clinician_id, PatientRow.id).distinct()
+                             .join(PhotoRow, PhotoRow.patient_id == PatientRow.id)
+                             .where(PhotoRow.id.not_in(analysed))
+                             .order_by(PatientRow.id)).all()
             # A patient's clinician is a foreign key: the row is there.
-            return [(self._user(s, s.get_one(_UserRow, c)), p) for c, p in rows]
+            return [(self._user(s, s.get_one(UserRow, c)), p) for c, p in rows]
 
     def close(self) -> None:
         self.engine.dispose()
@@ -821,14 +330,14 @@ class Store:
 
     def setting(self, key: str, default: str | None = None) -> str | None:
         with self._sessions() as s:
-            row = s.get(_SettingRow, key)
+            row = s.get(SettingRow, key)
             return default if row is None else row.value
 
     def set_setting(self, key: str, value: str) -> None:
         with self._sessions.begin() as s:
-            row = s.get(_SettingRow, key)
+            row = s.get(SettingRow, key)
             if row is None:
-                s.add(_SettingRow(key=key, value=value))
+                s.add(SettingRow(key=key, value=value))
             else:
                 row.value = value
 
@@ -865,13 +374,13 @@ class Store:
         with self._sessions() as s:
             doctor = None
             if clinician is not None:
-                doctor = s.scalars(select(_UserRow).where(
-                    _UserRow.username_key == _name_key(clinician))).one_or_none()
+                doctor = s.scalars(select(UserRow).where(
+                    UserRow.username_key == name_key(clinician))).one_or_none()
                 if doctor is None or doctor.role != "clinician":
                     raise AccountError(f"There is no clinician named {clinician!r}; "
                                        "nothing was created.")
-            row = _UserRow(username=username, username_key=_name_key(username),
-                           password_hash=_HASHER.hash(password), role=role,
+            row = UserRow(username=username, username_key=name_key(username),
+                           password_hash=HASHER.hash(password), role=role,
                            display_name=display_name or username, is_demo=is_demo,
                            created_at=_now())
             s.add(row)
@@ -883,11 +392,11 @@ class Store:
             self._audit(s, None, "create_user", None, f"{role} account #{row.id}",
                         actor_name="system")
             if doctor is not None:
-                patient = _PatientRow(name=display_name or username, user_id=row.id,
+                patient = PatientRow(name=display_name or username, user_id=row.id,
                                       clinician_id=doctor.id, created_at=_now())
                 s.add(patient)
                 s.flush()
-                s.add(_TreatmentRow(patient_id=patient.id,
+                s.add(TreatmentRow(patient_id=patient.id,
                                     treatment_date=treatment_date or self.today(),
                                     procedure=procedure, created_at=_now()))
                 self._audit(s, doctor.id, "add_patient", patient.id, "",
@@ -904,30 +413,30 @@ class Store:
         a pause the password is not even checked, and :class:`SignInPaused` says how long
         to wait. A success clears the account's and the client's count.
         """
-        keys = [f"account:{_name_key(username)}"]
+        keys = [f"account:{name_key(username)}"]
         if client:
             keys.append(f"client:{client}")
         now = self.now()
         with self._sessions() as s:
             for key in keys:
-                failure = s.get(_SignInFailureRow, key)
+                failure = s.get(SignInFailureRow, key)
                 if failure is not None and failure.not_before is not None \
                         and failure.not_before > now:
-                    raise SignInPaused(_pause_words(failure.not_before - now))
-            row = s.scalars(select(_UserRow).where(
-                _UserRow.username_key == _name_key(username))).one_or_none()
-            stored = row.password_hash if row is not None else _DUMMY_HASH
+                    raise SignInPaused(pause_words(failure.not_before - now))
+            row = s.scalars(select(UserRow).where(
+                UserRow.username_key == name_key(username))).one_or_none()
+            stored = row.password_hash if row is not None else DUMMY_HASH
             try:
-                _HASHER.verify(stored, password)
+                HASHER.verify(stored, password)
                 ok = row is not None
             except (VerificationError, InvalidHashError):
                 ok = False
             if not ok:
                 # Counts a day old and not locking any more go (they hold typed names).
-                s.execute(delete(_SignInFailureRow).where(
-                    _SignInFailureRow.last_failure_at < now - timedelta(days=1),
-                    (_SignInFailureRow.not_before.is_(None))
-                    | (_SignInFailureRow.not_before < now)))
+                s.execute(delete(SignInFailureRow).where(
+                    SignInFailureRow.last_failure_at < now - timedelta(days=1),
+                    (SignInFailureRow.not_before.is_(None))
+                    | (SignInFailureRow.not_before < now)))
                 for key in keys:
                     self._count_failure(s, key, now, row)
                 if row is not None:
@@ -935,17 +444,17 @@ class Store:
                 s.commit()
                 return None
             assert row is not None
-            s.execute(delete(_SignInFailureRow).where(_SignInFailureRow.key.in_(keys)))
-            if _HASHER.check_needs_rehash(row.password_hash):
-                row.password_hash = _HASHER.hash(password)
+            s.execute(delete(SignInFailureRow).where(SignInFailureRow.key.in_(keys)))
+            if HASHER.check_needs_rehash(row.password_hash):
+                row.password_hash = HASHER.hash(password)
             self._audit(s, row.id, "sign_in", None, "", actor_name=row.username)
             s.commit()
             return self._user(s, row)
 
-    def _count_failure(self, s: Session, key: str, now: datetime, row: _UserRow | None) -> None:
-        failure = s.get(_SignInFailureRow, key)
+    def _count_failure(self, s: Session, key: str, now: datetime, row: UserRow | None) -> None:
+        failure = s.get(SignInFailureRow, key)
         if failure is None:
-            failure = _SignInFailureRow(key=key, failures=0, last_failure_at=now)
+            failure = SignInFailureRow(key=key, failures=0, last_failure_at=now)
             s.add(failure)
         failure.failures += 1
         failure.last_failure_at = now
@@ -973,7 +482,7 @@ class Store:
         ticket = secrets.token_urlsafe(32)
         with self._sessions.begin() as s:
             self._actor_row(s, user)
-            row = _SessionRow(user_id=user.id, ticket_hash=_secret_hash(ticket),
+            row = SessionRow(user_id=user.id, ticket_hash=secret_hash(ticket),
                               created_at=self.now(), last_seen_at=self.now())
             s.add(row)
             s.flush()
@@ -983,15 +492,15 @@ class Store:
         """The cookie value for a session's one-time ticket (None when used or too old)."""
         now = self.now()
         with self._sessions.begin() as s:
-            row = s.scalars(select(_SessionRow).where(
-                _SessionRow.ticket_hash == _secret_hash(ticket))).one_or_none()
+            row = s.scalars(select(SessionRow).where(
+                SessionRow.ticket_hash == secret_hash(ticket))).one_or_none()
             if row is None:
                 return None
             row.ticket_hash = None
             if now - row.created_at > TICKET_TTL or self._expired(s, row, now):
                 return None
             token = secrets.token_urlsafe(32)
-            row.token_hash = _secret_hash(token)
+            row.token_hash = secret_hash(token)
             return token
 
     def session_user(self, *, session_id: int | None = None,
@@ -1004,10 +513,10 @@ class Store:
         now = self.now()
         with self._sessions() as s:
             if session_id is not None:
-                row = s.get(_SessionRow, session_id)
+                row = s.get(SessionRow, session_id)
             elif token:
-                row = s.scalars(select(_SessionRow).where(
-                    _SessionRow.token_hash == _secret_hash(token))).one_or_none()
+                row = s.scalars(select(SessionRow).where(
+                    SessionRow.token_hash == secret_hash(token))).one_or_none()
             else:
                 return None
             if row is None:
@@ -1016,7 +525,7 @@ class Store:
                 s.delete(row)
                 s.commit()
                 return None
-            user = s.get(_UserRow, row.user_id)
+            user = s.get(UserRow, row.user_id)
             if user is None:
                 return None
             if now - row.last_seen_at > timedelta(seconds=30):
@@ -1024,8 +533,8 @@ class Store:
                 s.commit()
             return row.id, self._user(s, user)
 
-    def _expired(self, s: Session, row: _SessionRow, now: datetime) -> bool:
-        user = s.get(_UserRow, row.user_id)
+    def _expired(self, s: Session, row: SessionRow, now: datetime) -> bool:
+        user = s.get(UserRow, row.user_id)
         limit = self.idle_limits.get(user.role if user is not None else "", timedelta(0))
         return user is None or now - row.last_seen_at > limit
 
@@ -1034,12 +543,12 @@ class Store:
         if session_id is None:
             return
         with self._sessions.begin() as s:
-            s.execute(delete(_SessionRow).where(_SessionRow.id == session_id))
+            s.execute(delete(SessionRow).where(SessionRow.id == session_id))
 
     def current(self, user: User) -> User | None:
         """``user`` read again from the store; None when the account is gone or changed."""
         with self._sessions() as s:
-            row = s.get(_UserRow, user.id)
+            row = s.get(UserRow, user.id)
             if row is None or row.username != user.username or row.role != user.role:
                 return None
             fresh = self._user(s, row)
@@ -1048,29 +557,29 @@ class Store:
     def clinicians(self) -> list[User]:
         """Every clinician account (for maintenance commands that act on their behalf)."""
         with self._sessions() as s:
-            rows = s.scalars(select(_UserRow).where(_UserRow.role == "clinician")
-                             .order_by(_UserRow.id)).all()
+            rows = s.scalars(select(UserRow).where(UserRow.role == "clinician")
+                             .order_by(UserRow.id)).all()
             return [self._user(s, r) for r in rows]
 
     def user(self, username: str) -> User | None:
         with self._sessions() as s:
-            row = s.scalars(select(_UserRow).where(
-                _UserRow.username_key == _name_key(username))).one_or_none()
+            row = s.scalars(select(UserRow).where(
+                UserRow.username_key == name_key(username))).one_or_none()
             return None if row is None else self._user(s, row)
 
-    def _user(self, s: Session, row: _UserRow) -> User:
+    def _user(self, s: Session, row: UserRow) -> User:
         patient_id = None
         if row.role == "patient":
-            patient_id = s.scalar(select(_PatientRow.id).where(_PatientRow.user_id == row.id))
+            patient_id = s.scalar(select(PatientRow.id).where(PatientRow.user_id == row.id))
         return User(id=row.id, username=row.username, role=row.role,
                     display_name=row.display_name, is_demo=row.is_demo, patient_id=patient_id)
 
     # -- access ----------------------------------------------------------------------------
 
-    def _patient_row(self, s: Session, actor: User, patient_id: int) -> _PatientRow:
+    def _patient_row(self, s: Session, actor: User, patient_id: int) -> PatientRow:
         """The patient's row if ``actor`` may see it, else AccessDenied (also when absent)."""
         self._actor_row(s, actor)
-        row = s.get(_PatientRow, patient_id)
+        row = s.get(PatientRow, patient_id)
         allowed = row is not None and (
             (actor.role == "clinician" and row.clinician_id == actor.id)
             or (actor.role == "patient" and row.user_id == actor.id))
@@ -1081,9 +590,9 @@ class Store:
         return row
 
     @staticmethod
-    def _actor_row(s: Session, actor: User) -> _UserRow:
+    def _actor_row(s: Session, actor: User) -> UserRow:
         """The acting account as stored; AccessDenied for a stale ``User`` (erased, changed)."""
-        row = s.get(_UserRow, actor.id)
+        row = s.get(UserRow, actor.id)
         if row is None or row.username != actor.username or row.role != actor.role:
             raise AccessDenied("Your account has changed or no longer exists. "
                                "Please sign in again.")
@@ -1096,7 +605,7 @@ class Store:
 
     def _audit(self, s: Session, actor_id: int | None, action: str, patient_id: int | None,
                detail: str, *, actor_name: str) -> None:
-        s.add(_AuditRow(at=_now(), actor_id=actor_id, actor_name=actor_name, action=action,
+        s.add(AuditRow(at=_now(), actor_id=actor_id, actor_name=actor_name, action=action,
                         patient_id=patient_id, detail=detail))
 
     def record_view(self, actor: User, patient_id: int, what: str) -> None:
@@ -1121,8 +630,8 @@ class Store:
         self._require_clinician(actor)
         with self._sessions() as s:
             self._patient_row(s, actor, patient_id)
-            rows = s.scalars(select(_AuditRow).where(_AuditRow.patient_id == patient_id)
-                             .order_by(_AuditRow.id)).all()
+            rows = s.scalars(select(AuditRow).where(AuditRow.patient_id == patient_id)
+                             .order_by(AuditRow.id)).all()
             return [AuditEntry(at=r.at, actor=r.actor_name, action=r.action,
                                patient_id=r.patient_id, detail=r.detail) for r in rows]
 
@@ -1136,12 +645,12 @@ class Store:
             self._actor_row(s, actor)
             user_id = None
             if username is not None:
-                account = s.scalars(select(_UserRow).where(
-                    _UserRow.username_key == _name_key(username))).one_or_none()
+                account = s.scalars(select(UserRow).where(
+                    UserRow.username_key == name_key(username))).one_or_none()
                 if account is None or account.role != "patient":
                     raise AccountError(f"There is no patient account named {username!r}.")
                 user_id = account.id
-            row = _PatientRow(name=name, user_id=user_id, clinician_id=actor.id,
+            row = PatientRow(name=name, user_id=user_id, clinician_id=actor.id,
                               created_at=_now())
             s.add(row)
             try:
@@ -1150,7 +659,7 @@ class Store:
                 s.rollback()
                 raise AccountError(f"The account {username!r} already belongs to a patient."
                                    ) from None
-            s.add(_TreatmentRow(patient_id=row.id, treatment_date=treatment_date,
+            s.add(TreatmentRow(patient_id=row.id, treatment_date=treatment_date,
                                 procedure=procedure, created_at=_now()))
             self._audit(s, actor.id, "add_patient", row.id, "", actor_name=actor.username)
             s.commit()
@@ -1160,21 +669,21 @@ class Store:
         """The patients ``actor`` may see: a clinician's own, or the patient themself."""
         with self._sessions() as s:
             self._actor_row(s, actor)
-            query = select(_PatientRow)
+            query = select(PatientRow)
             if actor.role == "clinician":
-                query = query.where(_PatientRow.clinician_id == actor.id)
+                query = query.where(PatientRow.clinician_id == actor.id)
             else:
-                query = query.where(_PatientRow.user_id == actor.id)
-            return [self._patient_info(s, r) for r in s.scalars(query.order_by(_PatientRow.id))]
+                query = query.where(PatientRow.user_id == actor.id)
+            return [self._patient_info(s, r) for r in s.scalars(query.order_by(PatientRow.id))]
 
     def patient(self, actor: User, patient_id: int) -> PatientInfo:
         with self._sessions() as s:
             return self._patient_info(s, self._patient_row(s, actor, patient_id))
 
-    def _patient_info(self, s: Session, row: _PatientRow) -> PatientInfo:
-        treatment = s.scalars(select(_TreatmentRow).where(_TreatmentRow.patient_id == row.id)
-                              .order_by(_TreatmentRow.treatment_date.desc(),
-                                        _TreatmentRow.id.desc())).first()
+    def _patient_info(self, s: Session, row: PatientRow) -> PatientInfo:
+        treatment = s.scalars(select(TreatmentRow).where(TreatmentRow.patient_id == row.id)
+                              .order_by(TreatmentRow.treatment_date.desc(),
+                                        TreatmentRow.id.desc())).first()
         return PatientInfo(id=row.id, name=row.name, clinician_id=row.clinician_id,
                            user_id=row.user_id,
                            treatment_date=None if treatment is None else treatment.treatment_date,
@@ -1195,28 +704,28 @@ class Store:
             row = self._patient_row(s, actor, patient_id)
             if confirm_name.strip() != row.name:
                 raise AccountError("To erase this patient, type their name exactly as shown.")
-            objects = set(s.execute(select(_PhotoRow.sha256, _PhotoRow.suffix)
-                                    .where(_PhotoRow.patient_id == patient_id)).all())
-            account = None if row.user_id is None else s.get(_UserRow, row.user_id)
-            photo_ids = select(_PhotoRow.id).where(_PhotoRow.patient_id == patient_id)
-            s.execute(delete(_CorrectionRow).where(_CorrectionRow.photo_id.in_(photo_ids)))
-            s.execute(delete(_AnalysisRow).where(_AnalysisRow.photo_id.in_(photo_ids)))
-            s.execute(delete(_PhotoRow).where(_PhotoRow.patient_id == patient_id))
-            s.execute(delete(_CheckInRow).where(_CheckInRow.patient_id == patient_id))
-            s.execute(delete(_NoteRow).where(_NoteRow.patient_id == patient_id))
-            s.execute(delete(_TreatmentRow).where(_TreatmentRow.patient_id == patient_id))
-            s.execute(delete(_PatientRow).where(_PatientRow.id == patient_id))
-            s.execute(delete(_AuditRow).where(_AuditRow.patient_id == patient_id))
+            objects = set(s.execute(select(PhotoRow.sha256, PhotoRow.suffix)
+                                    .where(PhotoRow.patient_id == patient_id)).all())
+            account = None if row.user_id is None else s.get(UserRow, row.user_id)
+            photo_ids = select(PhotoRow.id).where(PhotoRow.patient_id == patient_id)
+            s.execute(delete(CorrectionRow).where(CorrectionRow.photo_id.in_(photo_ids)))
+            s.execute(delete(AnalysisRow).where(AnalysisRow.photo_id.in_(photo_ids)))
+            s.execute(delete(PhotoRow).where(PhotoRow.patient_id == patient_id))
+            s.execute(delete(CheckInRow).where(CheckInRow.patient_id == patient_id))
+            s.execute(delete(NoteRow).where(NoteRow.patient_id == patient_id))
+            s.execute(delete(TreatmentRow).where(TreatmentRow.patient_id == patient_id))
+            s.execute(delete(PatientRow).where(PatientRow.id == patient_id))
+            s.execute(delete(AuditRow).where(AuditRow.patient_id == patient_id))
             if account is not None:
-                s.execute(delete(_SessionRow).where(_SessionRow.user_id == account.id))
-                s.execute(delete(_AuditRow).where(_AuditRow.actor_id == account.id))
-                s.execute(delete(_AuditRow).where(
-                    _AuditRow.action == "create_user",
-                    _AuditRow.detail.in_([f"{account.role} account #{account.id}",
+                s.execute(delete(SessionRow).where(SessionRow.user_id == account.id))
+                s.execute(delete(AuditRow).where(AuditRow.actor_id == account.id))
+                s.execute(delete(AuditRow).where(
+                    AuditRow.action == "create_user",
+                    AuditRow.detail.in_([f"{account.role} account #{account.id}",
                                           f"{account.role} {account.username}"])))
-                s.execute(delete(_SignInFailureRow).where(
-                    _SignInFailureRow.key == f"account:{account.username_key}"))
-                s.execute(delete(_UserRow).where(_UserRow.id == account.id))
+                s.execute(delete(SignInFailureRow).where(
+                    SignInFailureRow.key == f"account:{account.username_key}"))
+                s.execute(delete(UserRow).where(UserRow.id == account.id))
             self._audit(s, actor.id, "erase_patient", patient_id,
                         f"patient #{patient_id} erased by clinician #{actor.id}",
                         actor_name=f"clinician #{actor.id}")
@@ -1248,12 +757,12 @@ class Store:
         key = photo_key(sha, suffix)
         with self._sessions() as s:
             self._patient_row(s, actor, patient_id)
-            existing = s.scalars(select(_PhotoRow).where(_PhotoRow.patient_id == patient_id,
-                                                         _PhotoRow.sha256 == sha)).one_or_none()
+            existing = s.scalars(select(PhotoRow).where(PhotoRow.patient_id == patient_id,
+                                                         PhotoRow.sha256 == sha)).one_or_none()
             if existing is not None:
                 return self._photo_info(s, existing), False
         with self._sessions() as s, self._hash_lock(s, sha):
-            announcement = _PendingUploadRow(sha256=sha, started_at=self.now())
+            announcement = PendingUploadRow(sha256=sha, started_at=self.now())
             s.add(announcement)
             s.commit()
             announcement_id = announcement.id
@@ -1262,10 +771,10 @@ class Store:
             self.photo_storage.put(key, stored)  # the slow part, outside every lock
             with self._sessions() as s, self._hash_lock(s, sha):
                 self._patient_row(s, actor, patient_id)
-                if s.get(_PendingUploadRow, announcement_id) is None:
+                if s.get(PendingUploadRow, announcement_id) is None:
                     # Past the deadline, a sweep took the announcement and maybe the object.
                     self.photo_storage.put(key, stored)
-                row = _PhotoRow(patient_id=patient_id, sha256=sha, file_name=file_name[:255],
+                row = PhotoRow(patient_id=patient_id, sha256=sha, file_name=file_name[:255],
                                 suffix=suffix, size_bytes=len(stored),
                                 captured_at=None if captured_at is None
                                 else captured_at.isoformat(),
@@ -1275,13 +784,13 @@ class Store:
                     s.flush()
                 except IntegrityError:  # the same photo of this patient, committed meanwhile
                     s.rollback()
-                    again = s.scalars(select(_PhotoRow).where(
-                        _PhotoRow.patient_id == patient_id, _PhotoRow.sha256 == sha)).one()
+                    again = s.scalars(select(PhotoRow).where(
+                        PhotoRow.patient_id == patient_id, PhotoRow.sha256 == sha)).one()
                     return self._photo_info(s, again), False
                 self._audit(s, actor.id, "upload_photo", patient_id, f"photo {row.id}",
                             actor_name=actor.username)
-                s.execute(delete(_PendingUploadRow)
-                          .where(_PendingUploadRow.id == announcement_id))
+                s.execute(delete(PendingUploadRow)
+                          .where(PendingUploadRow.id == announcement_id))
                 self._commit(s)
                 committed = True
                 return self._photo_info(s, row), True
@@ -1292,7 +801,7 @@ class Store:
     def _abandon_upload(self, announcement_id: int, sha: str, key: str) -> None:
         """Withdraw a failed upload's announcement, and its object if nothing refers to it."""
         with self._sessions() as s, self._hash_lock(s, sha):
-            s.execute(delete(_PendingUploadRow).where(_PendingUploadRow.id == announcement_id))
+            s.execute(delete(PendingUploadRow).where(PendingUploadRow.id == announcement_id))
             s.commit()
         with contextlib.suppress(PhotoStorageUnavailable):  # the sweep retries it later
             self._discard_if_unused(sha, [key])
@@ -1301,8 +810,8 @@ class Store:
         """Commit (a seam for tests that simulate a crash at the worst moment)."""
         s.commit()
 
-    def _photo_row(self, s: Session, actor: User, photo_id: int) -> _PhotoRow:
-        row = s.get(_PhotoRow, photo_id)
+    def _photo_row(self, s: Session, actor: User, photo_id: int) -> PhotoRow:
+        row = s.get(PhotoRow, photo_id)
         if row is None:
             raise AccessDenied("This photo is not yours to see.")
         self._patient_row(s, actor, row.patient_id)
@@ -1326,19 +835,19 @@ class Store:
         """The patient's photos with their current analyses, oldest capture first."""
         with self._sessions() as s:
             self._patient_row(s, actor, patient_id)
-            rows = s.scalars(select(_PhotoRow).where(_PhotoRow.patient_id == patient_id)).all()
+            rows = s.scalars(select(PhotoRow).where(PhotoRow.patient_id == patient_id)).all()
             analyses = {a.photo_id: a for a in s.scalars(
-                select(_AnalysisRow).where(_AnalysisRow.is_current.is_(True),
-                                           _AnalysisRow.photo_id.in_([r.id for r in rows])))}
+                select(AnalysisRow).where(AnalysisRow.is_current.is_(True),
+                                           AnalysisRow.photo_id.in_([r.id for r in rows])))}
             infos = [self._photo_info(s, r, analyses.get(r.id, False)) for r in rows]
         return sorted(infos, key=lambda p: (p.captured_at is None,
                                             _sort_time(p.captured_at), p.id))
 
-    def _photo_info(self, s: Session, row: _PhotoRow,
-                    analysis: _AnalysisRow | None | bool = False) -> PhotoInfo:
+    def _photo_info(self, s: Session, row: PhotoRow,
+                    analysis: AnalysisRow | None | bool = False) -> PhotoInfo:
         if analysis is False or analysis is True:
-            analysis = s.scalars(select(_AnalysisRow).where(
-                _AnalysisRow.photo_id == row.id, _AnalysisRow.is_current.is_(True))).first()
+            analysis = s.scalars(select(AnalysisRow).where(
+                AnalysisRow.photo_id == row.id, AnalysisRow.is_current.is_(True))).first()
         return PhotoInfo(
             id=row.id, patient_id=row.patient_id, sha256=row.sha256, file_name=row.file_name,
             captured_at=None if row.captured_at is None
@@ -1353,9 +862,9 @@ class Store:
         """Store a photo's analysis JSON as its current one (earlier ones are kept)."""
         with self._sessions.begin() as s:
             self._photo_row(s, actor, photo_id)
-            s.execute(update(_AnalysisRow).where(_AnalysisRow.photo_id == photo_id)
+            s.execute(update(AnalysisRow).where(AnalysisRow.photo_id == photo_id)
                       .values(is_current=False))
-            s.add(_AnalysisRow(photo_id=photo_id, engine_version=engine_version,
+            s.add(AnalysisRow(photo_id=photo_id, engine_version=engine_version,
                                status=str(result.get("status")), result_json=json.dumps(result),
                                reference_photo_id=reference_photo_id, is_current=True,
                                created_at=_now()))
@@ -1369,7 +878,7 @@ class Store:
             raise TypeError(f"unknown symptoms {sorted(unknown)}; expected {SYMPTOM_NAMES}")
         with self._sessions.begin() as s:
             self._patient_row(s, actor, patient_id)
-            s.add(_CheckInRow(patient_id=patient_id, day=day, created_at=_now(),
+            s.add(CheckInRow(patient_id=patient_id, day=day, created_at=_now(),
                               created_by=actor.id,
                               **{k: bool(symptoms.get(k, False)) for k in SYMPTOM_NAMES}))
             self._audit(s, actor.id, "check_in", patient_id, "", actor_name=actor.username)
@@ -1377,8 +886,8 @@ class Store:
     def checkins(self, actor: User, patient_id: int) -> list[CheckIn]:
         with self._sessions() as s:
             self._patient_row(s, actor, patient_id)
-            rows = s.scalars(select(_CheckInRow).where(_CheckInRow.patient_id == patient_id)
-                             .order_by(_CheckInRow.id)).all()
+            rows = s.scalars(select(CheckInRow).where(CheckInRow.patient_id == patient_id)
+                             .order_by(CheckInRow.id)).all()
             return [CheckIn(id=r.id, day=r.day, created_at=r.created_at,
                             **{k: getattr(r, k) for k in SYMPTOM_NAMES}) for r in rows]
 
@@ -1386,7 +895,7 @@ class Store:
         self._require_clinician(actor)
         with self._sessions.begin() as s:
             self._patient_row(s, actor, patient_id)
-            s.add(_NoteRow(patient_id=patient_id, author_id=actor.id, text=text,
+            s.add(NoteRow(patient_id=patient_id, author_id=actor.id, text=text,
                            created_at=_now()))
             self._audit(s, actor.id, "add_note", patient_id, "", actor_name=actor.username)
 
@@ -1394,10 +903,10 @@ class Store:
         self._require_clinician(actor)
         with self._sessions() as s:
             self._patient_row(s, actor, patient_id)
-            rows = s.execute(select(_NoteRow, _UserRow.display_name)
-                             .join(_UserRow, _UserRow.id == _NoteRow.author_id, isouter=True)
-                             .where(_NoteRow.patient_id == patient_id)
-                             .order_by(_NoteRow.id)).all()
+            rows = s.execute(select(NoteRow, UserRow.display_name)
+                             .join(UserRow, UserRow.id == NoteRow.author_id, isouter=True)
+                             .where(NoteRow.patient_id == patient_id)
+                             .order_by(NoteRow.id)).all()
             return [Note(id=n.id, author=name or "(deleted account)", text=n.text,
                          created_at=n.created_at) for n, name in rows]
 
@@ -1409,7 +918,7 @@ class Store:
             raise ValueError(f"action must be 'reject' or 'add', got {action!r}")
         with self._sessions.begin() as s:
             photo = self._photo_row(s, actor, photo_id)
-            row = _CorrectionRow(photo_id=photo_id, action=action, x=float(x), y=float(y),
+            row = CorrectionRow(photo_id=photo_id, action=action, x=float(x), y=float(y),
                                  radius=float(radius), kind=kind, author_id=actor.id,
                                  created_at=_now())
             s.add(row)
@@ -1421,7 +930,7 @@ class Store:
     def remove_correction(self, actor: User, correction_id: int) -> None:
         self._require_clinician(actor)
         with self._sessions.begin() as s:
-            row = s.get(_CorrectionRow, correction_id)
+            row = s.get(CorrectionRow, correction_id)
             if row is None:
                 return
             photo = self._photo_row(s, actor, row.photo_id)
@@ -1432,12 +941,12 @@ class Store:
     def corrections(self, actor: User, patient_id: int) -> list[Correction]:
         with self._sessions() as s:
             self._patient_row(s, actor, patient_id)
-            rows = s.execute(select(_CorrectionRow, _UserRow.display_name)
-                             .join(_PhotoRow, _PhotoRow.id == _CorrectionRow.photo_id)
-                             .join(_UserRow, _UserRow.id == _CorrectionRow.author_id,
+            rows = s.execute(select(CorrectionRow, UserRow.display_name)
+                             .join(PhotoRow, PhotoRow.id == CorrectionRow.photo_id)
+                             .join(UserRow, UserRow.id == CorrectionRow.author_id,
                                    isouter=True)
-                             .where(_PhotoRow.patient_id == patient_id)
-                             .order_by(_CorrectionRow.id)).all()
+                             .where(PhotoRow.patient_id == patient_id)
+                             .order_by(CorrectionRow.id)).all()
             return [Correction(id=c.id, photo_id=c.photo_id, action=c.action, x=c.x, y=c.y,
                                radius=c.radius, kind=c.kind, author=name or "(deleted account)",
                                created_at=c.created_at) for c, name in rows]
@@ -1446,30 +955,27 @@ class Store:
         """Changes whenever anything the course depends on changes (a cache key)."""
         with self._sessions() as s:
             self._patient_row(s, actor, patient_id)
-            photo_ids = select(_PhotoRow.id).where(_PhotoRow.patient_id == patient_id)
+            photo_ids = select(PhotoRow.id).where(PhotoRow.patient_id == patient_id)
             return (
-                s.scalar(select(func.max(_AnalysisRow.id))
-                         .where(_AnalysisRow.photo_id.in_(photo_ids))),
-                s.scalar(select(func.count(_PhotoRow.id))
-                         .where(_PhotoRow.patient_id == patient_id)),
-                s.scalar(select(func.max(_CheckInRow.id))
-                         .where(_CheckInRow.patient_id == patient_id)),
+                s.scalar(select(func.max(AnalysisRow.id))
+                         .where(AnalysisRow.photo_id.in_(photo_ids))),
+                s.scalar(select(func.count(PhotoRow.id))
+                         .where(PhotoRow.patient_id == patient_id)),
+                s.scalar(select(func.max(CheckInRow.id))
+                         .where(CheckInRow.patient_id == patient_id)),
                 # Every correction, not the largest id and a count: an undone correction's id
                 # is given again to the next one (SQLite reuses the largest rowid).
                 tuple((i, t) for i, t in s.execute(
-                    select(_CorrectionRow.id, _CorrectionRow.created_at)
-                    .where(_CorrectionRow.photo_id.in_(photo_ids))
-                    .order_by(_CorrectionRow.id))),
-                s.scalar(select(func.max(_TreatmentRow.id))
-                         .where(_TreatmentRow.patient_id == patient_id)),
+                    select(CorrectionRow.id, CorrectionRow.created_at)
+                    .where(CorrectionRow.photo_id.in_(photo_ids))
+                    .order_by(CorrectionRow.id))),
+                s.scalar(select(func.max(TreatmentRow.id))
+                         .where(TreatmentRow.patient_id == patient_id)),
             )
 
 
 def _sort_time(value: datetime | None) -> float:
     return 0.0 if value is None else value.timestamp()
-
-
-_DUMMY_HASH = _HASHER.hash("not a password of anyone")
 
 
 def stored_photo_count(store: Store) -> int:
