@@ -14,8 +14,7 @@ import streamlit as st
 from monitor.clinic import CourseView, course_view, reference_for
 from monitor.course import STATUS_INFO
 from monitor.errors import MonitorError
-from monitor.imagery import aligned_photo, framing_thumbnail
-from monitor.report import STATUS_WORDS
+from monitor.present import STATUS_WORDS, aligned_photo, framing_thumbnail
 from monitor.store import Store, User
 from monitor.web import EXPORT_PATH, SESSION_COOKIE, SESSION_PATH, open_store
 

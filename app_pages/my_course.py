@@ -12,8 +12,7 @@ from app_pages.common import (
     status_box,
     view,
 )
-from monitor.charts import course_figure
-from monitor.imagery import wipe
+from monitor.present import course_figure, wipe
 
 store = get_store()
 user = current_user()

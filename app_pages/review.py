@@ -16,10 +16,10 @@ from app_pages.common import (
     status_box,
     view,
 )
-from monitor.charts import course_figure
 from monitor.errors import MonitorError
 from monitor.face import REGIONS
-from monitor.imagery import (
+from monitor.present import (
+    course_figure,
     draw_lesions,
     frame_to_photo,
     lesions_in_frame,

@@ -7,7 +7,7 @@ import streamlit as st
 
 from app_pages.common import current_user, get_store, plain, plain_errors
 from monitor.clinic import triage
-from monitor.report import STATUS_WORDS
+from monitor.present import STATUS_WORDS
 
 store = get_store()
 user = current_user()

@@ -126,10 +126,15 @@ def export_file(store: Store, user, patient_id: int, kind: str) -> bytes:  # noq
     Access is the store's: ``AccessDenied`` unless ``user`` may see the patient. Recorded
     in the audit log.
     """
-    from monitor.charts import course_png
     from monitor.clinic import course_view, reference_for
-    from monitor.imagery import aligned_photo, timelapse_gif
-    from monitor.report import pdf_report, series_csv, series_json
+    from monitor.present import (
+        aligned_photo,
+        course_png,
+        pdf_report,
+        series_csv,
+        series_json,
+        timelapse_gif,
+    )
 
     view = course_view(store, user, patient_id)
     store.record_view(user, patient_id, f"export {kind}")

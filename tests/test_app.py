@@ -283,9 +283,8 @@ def test_review_of_another_clinicians_patient_is_refused(demo):
 
 
 def test_pdf_csv_json_exports(demo):
-    from monitor.charts import course_png
     from monitor.clinic import course_view
-    from monitor.report import pdf_report, series_csv, series_json
+    from monitor.present import course_png, pdf_report, series_csv, series_json
 
     doctor = demo.user("doctor")
     view = course_view(demo, doctor, 1)
@@ -329,14 +328,16 @@ def test_a_warm_rerun_of_a_30_day_review_recomputes_nothing(demo, monkeypatch):
             return real(*args, **kwargs)
         monkeypatch.setattr(module, name, call)
 
-    import monitor.charts
-    import monitor.report
+    import monitor.present
+    from monitor.present import charts, report
 
     # The page's expensive steps: the course from stored results, each photo's warp, the PDF.
     counted(common, "course_view")
     counted(common, "aligned_photo")
-    counted(monitor.report, "pdf_report")
-    counted(monitor.charts, "course_png")
+    for module in (monitor.present, report):
+        counted(module, "pdf_report")
+    for module in (monitor.present, charts):
+        counted(module, "course_png")
     at.slider(key="wipe_review").set_value(30).run()
     assert not at.exception
     assert calls == []
@@ -541,7 +542,7 @@ def test_the_pdf_draws_names_in_any_script(demo):
     import zlib
 
     from monitor.clinic import course_view
-    from monitor.report import pdf_report
+    from monitor.present import pdf_report
 
     doctor = demo.user("doctor")
     pid = demo.add_patient(doctor, "Ёлена Παπαδοπούλου Łódź", treatment_date=demo.today())

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from monitor.charts import course_figure, course_png, series_points
 from monitor.course import assess_course
+from monitor.present import course_figure, course_png, series_points
 from tests.course_series import build_course
 
 

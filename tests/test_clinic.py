@@ -48,8 +48,8 @@ def test_a_changed_engine_module_changes_the_version(package, module):
     assert engine_version(package) != ENGINE_VERSION
 
 
-@pytest.mark.parametrize("module", ["report.py", "charts.py", "store/__init__.py",
-                                    "store/database.py"])
+@pytest.mark.parametrize("module", ["present/report.py", "present/charts.py",
+                                    "store/__init__.py", "store/database.py"])
 def test_modules_outside_the_engine_do_not_change_it(package, module):
     source = package / module
     source.write_text(source.read_text() + "\n_LAYOUT = 2\n")

@@ -828,7 +828,7 @@ def test_one_table_says_what_each_status_means():
     clinician's triage order: every status is in it, in the order of urgency on the list."""
     from monitor.clinic import _triage_place
     from monitor.course import STATUS_INFO, STATUSES
-    from monitor.report import STATUS_WORDS
+    from monitor.present import STATUS_WORDS
 
     assert tuple(STATUS_INFO) == STATUSES
     assert STATUS_WORDS == {name: info.words for name, info in STATUS_INFO.items()}

@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from monitor.face import apply_homography
-from monitor.imagery import (
+from monitor.pipeline import analyse_photo, make_reference
+from monitor.present import (
     aligned_photo,
     draw_lesions,
     frame_to_photo,
@@ -22,7 +23,6 @@ from monitor.imagery import (
     timelapse_gif,
     wipe,
 )
-from monitor.pipeline import analyse_photo, make_reference
 from monitor.synthetic import PoseRange, make_course
 
 

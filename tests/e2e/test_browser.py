@@ -65,7 +65,7 @@ def test_patient_uploads_a_course_and_sees_chart_and_status(page: Page, base_url
     expect(page.locator('[data-testid="stPlotlyChart"]').first).to_be_visible(timeout=TIMEOUT)
     # The status the course has, in the words the patient reads: not any status.
     from monitor.clinic import course_view
-    from monitor.report import STATUS_WORDS
+    from monitor.present import STATUS_WORDS
     from monitor.store import Store
 
     store = Store(demo_data)
