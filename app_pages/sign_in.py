@@ -3,7 +3,7 @@
 import streamlit as st
 
 from app_pages.common import get_store, plain_errors, sign_in
-from monitor.demo import DEMO_ACCOUNTS
+from monitor.testing import DEMO_ACCOUNTS
 
 store = get_store()
 st.title("Breakout Monitor")

@@ -50,7 +50,7 @@ class CloseupAccuracy:
 
 def load_voc_boxes(xml_path: Path) -> np.ndarray:
     """Boxes of a Pascal VOC file as an (N, 4) float array of x0, y0, x1, y1 (pixels)."""
-    from monitor.evaluation import voc_objects
+    from monitor.testing import voc_objects
 
     boxes = [box for _, *box in voc_objects(xml_path)]
     return np.asarray(boxes, dtype=np.float64).reshape(-1, 4)

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/course_accuracy.py [--seeds 101 102 ...]
 
 Each course is written as JPEG files with EXIF capture times and analysed through the same
-path as `python -m monitor analyze`; figures are computed by monitor.evaluation.
+path as `python -m monitor analyze`; figures are computed by monitor.testing.evaluation.
 """
 
 from __future__ import annotations
@@ -17,9 +17,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from monitor.evaluation import LesionScore, course_accuracy  # noqa: E402
 from monitor.pipeline import analyse_series  # noqa: E402
-from monitor.synthetic import make_course, write_course  # noqa: E402
+from monitor.testing import (  # noqa: E402  # noqa: E402
+    LesionScore,
+    course_accuracy,
+    make_course,
+    write_course,
+)
 
 
 def evaluate(seeds, **course_options) -> list[dict]:

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/expression.py [--faces astronaut hopper ...] [--seeds 401 402]
         [--smile 0.02] [--days 6]
 
-Courses of monitor.synthetic.make_course on several faces, with the default pose and light
+Courses of monitor.testing.synthetic.make_course on several faces, with the default pose and light
 changes and an expression (a smile pulling the mouth corners and a jaw drop) of up to
 ``--smile`` inter-ocular distances, are written as JPEG files and analysed through the same
 path as ``python -m monitor analyze``. For every accepted photo the 478 face points are mapped
@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from monitor.align import photo_to_reference  # noqa: E402
 from monitor.face import apply_homography  # noqa: E402
 from monitor.pipeline import analyse_series  # noqa: E402
-from monitor.synthetic import FACES, PoseRange, make_course, write_course  # noqa: E402
+from monitor.testing import FACES, PoseRange, make_course, write_course  # noqa: E402
 
 TARGET_MEDIAN_IOD = 0.007
 TARGET_WORST_IOD = 0.015

@@ -6,9 +6,10 @@
 Each course (one per face and lesion style, all from one seed and with lesion radii drawn in
 the same millimetre range, so that the two styles of a face share lesion places, sizes, kinds,
 days, poses and light, and differ only in how the lesions look) is made by
-monitor.synthetic.make_course, written as JPEG files with EXIF capture times and analysed
-through the same path as ``python -m monitor analyze``; figures are computed by
-monitor.evaluation.course_accuracy (a detection matches a true lesion within 1.5 radii + 3 px).
+monitor.testing.synthetic.make_course, written as JPEG files with EXIF capture times and
+analysed through the same path as ``python -m monitor analyze``; figures are computed by
+monitor.testing.evaluation.course_accuracy (a detection matches a true lesion within 1.5 radii
++ 3 px).
 Real lesions are cut from the ACNE04 training photos (../shared/data/acne04-train, read in
 place); without them the real style is skipped. Exits 1 when a target is missed.
 """
@@ -26,12 +27,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from monitor.evaluation import LesionScore, course_accuracy  # noqa: E402
 from monitor.pipeline import analyse_series  # noqa: E402
-from monitor.synthetic import (  # noqa: E402
+from monitor.testing import (  # noqa: E402  # noqa: E402
     ACNE04_TRAIN,
     FACES,
     LESION_STYLES,
+    LesionScore,
+    course_accuracy,
     make_course,
     write_course,
 )

@@ -22,7 +22,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from monitor.pipeline import analyse_photo, make_reference  # noqa: E402
-from monitor.synthetic import make_course  # noqa: E402
+from monitor.testing import make_course  # noqa: E402
 
 TARGET_RATIO = 5.0
 

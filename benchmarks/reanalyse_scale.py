@@ -1,8 +1,8 @@
 """Benchmark: re-analysis on Dask, per worker, and what 300,000 photos would take (issue #15).
 
 Builds a synthetic clinic (``--patients`` x ``--photos``, 1100x1100 JPEGs from
-:mod:`monitor.synthetic`, as the demo clinic stores them; ``--courses`` distinct seeded courses
-shared out among the patients) in a temporary folder, then re-analyses all of it in process
+:mod:`monitor.testing.synthetic`, as the demo clinic stores them; ``--courses`` distinct seeded
+courses shared out among the patients) in a temporary folder, then re-analyses all of it in process
 (no Dask) and on local Dask clusters of each ``--workers`` count, measuring:
 
 - photos per second per worker (wall time of the run, each worker warmed up first: engine
@@ -48,7 +48,7 @@ SAMPLE = Path(__file__).resolve().parents[1] / "sample_images" / "day0.jpg"
 
 def build_clinic(folder: Path, *, patients: int, photos: int, courses: int) -> Store:
     """A clinic of ``patients`` patients with ``photos`` stored photos each (not analysed)."""
-    from monitor.synthetic import encode_jpeg, make_course
+    from monitor.testing import encode_jpeg, make_course
 
     store = Store(folder)
     doctor = store.create_user("doctor", "a long pass phrase 1", role="clinician")

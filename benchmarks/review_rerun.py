@@ -51,7 +51,7 @@ def main(argv: list[str]) -> int:
     args = ap.parse_args(argv[1:])
     from streamlit.testing.v1 import AppTest
 
-    from monitor.demo import build_demo
+    from monitor.testing import build_demo
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "data"

@@ -1,7 +1,7 @@
 """A change of room: does the redness index hold when only the surroundings of the face change?
 
-Each seeded synthetic course (:func:`monitor.synthetic.make_course`, the four faces of
-:data:`monitor.synthetic.FACES`) is analysed twice through the path of ``python -m monitor
+Each seeded synthetic course (:func:`monitor.testing.synthetic.make_course`, the four faces of
+:data:`monitor.testing.synthetic.FACES`) is analysed twice through the path of ``python -m monitor
 analyze``: as made, and with the surroundings of the face tinted on every other day (odd
 days) by gains of up to ±20 % per channel in linear light, drawn per photo (another wall,
 another top), the face and the hair around it (within :data:`KEPT_IOD` pupil distances of the
@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from monitor.colour import linear_to_srgb, srgb_to_linear  # noqa: E402
 from monitor.face import mesh_parts  # noqa: E402
 from monitor.pipeline import analyse_series  # noqa: E402
-from monitor.synthetic import (  # noqa: E402
+from monitor.testing import (  # noqa: E402
     FACES,
     PoseRange,
     SyntheticCourse,

@@ -4,11 +4,11 @@ Each trial is a course's reference photo and one more photo analysed against it,
 path of ``python -m monitor analyze`` (:func:`monitor.pipeline.analyse_photo` with the
 reference from :func:`monitor.pipeline.make_reference`):
 
-- **synthetic**: seeded courses (:func:`monitor.synthetic.make_course`) of the four faces of
-  :data:`monitor.synthetic.FACES`, each trial with its own seed, so its own pose, expression,
-  light and lesions. An *intruder* trial puts day 3 of another person's course (the astronaut
-  into Grace Hopper's course, or back; the skin-tone variants included) into the course; a
-  *genuine* trial puts day 3 of the same face's own course.
+- **synthetic**: seeded courses (:func:`monitor.testing.synthetic.make_course`) of the four faces
+  of :data:`monitor.testing.synthetic.FACES`, each trial with its own seed, so its own pose,
+  expression, light and lesions. An *intruder* trial puts day 3 of another person's course (the
+  astronaut into Grace Hopper's course, or back; the skin-tone variants included) into the
+  course; a *genuine* trial puts day 3 of the same face's own course.
 - **real** (when ``../shared/data/acne04-dev`` is there): the first photos of the ACNE04 dev
   split in which a face is found, each re-shot as in ``benchmarks/repeatability.py``
   (roll, scale, perspective, white balance, exposure, JPEG quality). A *genuine* trial is a
@@ -43,7 +43,7 @@ from repeatability import write_reshoots  # noqa: E402
 
 from monitor.align import MIN_FACE_MATCH  # noqa: E402
 from monitor.pipeline import analyse_photo, make_reference  # noqa: E402
-from monitor.synthetic import FACES, encode_jpeg, make_course  # noqa: E402
+from monitor.testing import FACES, encode_jpeg, make_course  # noqa: E402
 
 DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "acne04-dev"
 TARGET_INTRUDERS_FLAGGED = 19  # of 20

@@ -114,7 +114,7 @@ def run_clinic_command(args: argparse.Namespace) -> int:
         return _reanalyse(Store(args.data), outdated=args.outdated, workers=args.workers,
                           scheduler=args.scheduler)
     if args.command == "demo":
-        from monitor.demo import build_demo
+        from monitor.testing import build_demo
 
         print("Building the demo clinic (first time only: about a minute)...", file=sys.stderr)
         build_demo(args.data, progress=_bar).close()

@@ -26,7 +26,7 @@ how close each step comes to the ground truth that made the photos.
 
 The photos are synthetic: scikit-image's public-domain astronaut portrait with painted papules,
 pustules, diffuse erythema and moles, photographed under a different pose and light each day
-(`monitor/synthetic.py`). Because everything painted is known, every figure below is checked."""),
+(`monitor/testing/synthetic.py`). Because everything painted is known, every figure below is checked."""),
     ("code", """%matplotlib inline
 %config InlineBackend.figure_format = "jpeg"
 import json, sys
@@ -36,12 +36,12 @@ import matplotlib.pyplot as plt
 plt.rcParams["figure.dpi"] = 60
 REPO = Path.cwd().parent if Path.cwd().name == "notebooks" else Path.cwd()
 sys.path.insert(0, str(REPO))
-from monitor.synthetic import make_course
+from monitor.testing import make_course
 from monitor.pipeline import analyse_series, analyse_photo, make_reference
-from monitor.evaluation import course_accuracy, match_lesions
+from monitor.testing import course_accuracy, match_lesions
 from monitor.redness import redness_map
 from monitor.face import apply_homography
-SEED = 20260302  # the seed sample_images/ was made with (python -m monitor.synthetic)
+SEED = 20260302  # the seed sample_images/ was made with (python -m monitor.testing)
 course = make_course(SEED)
 photos = sorted((REPO / "sample_images").glob("day*.jpg"), key=lambda p: int(p.stem[3:]))
 print(len(photos), "photos; treatment date", course.treatment_date)"""),

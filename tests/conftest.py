@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.synthetic import SyntheticCourse, write_course
+from monitor.testing import SyntheticCourse, write_course
 from tests.courses import course
 
 pytest_plugins = ["tests.no_skip_in_ci", "pytester"]

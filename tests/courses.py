@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from monitor.synthetic import SyntheticCourse, make_course
+from monitor.testing import SyntheticCourse, make_course
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

@@ -7,7 +7,7 @@ import pytest
 
 from monitor.align import Refinement, align, photo_to_reference, prepare_reference
 from monitor.face import apply_homography, find_face
-from monitor.synthetic import PoseRange, make_course
+from monitor.testing import PoseRange, make_course
 from tests.courses import course
 
 SEEDS = (11, 12, 13, 14, 15)

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from monitor.demo import build_demo
 from monitor.store import Store
+from monitor.testing import build_demo
 from tests.conftest import postgres_database
 from tests.scripts import load_script
 
@@ -431,7 +431,7 @@ def test_another_persons_photo_is_refused_and_the_clinician_sees_it(demo):
     told why, the audit log keeps the refusal, and the review page warns the clinician."""
     from monitor.clinic import check_in_photo
     from monitor.store import REFUSED_OTHER_FACE
-    from monitor.synthetic import encode_jpeg, make_course
+    from monitor.testing import encode_jpeg, make_course
 
     robin = demo.user("robin")
     day0 = (SAMPLES / "day0.jpg").read_bytes()

@@ -1,4 +1,4 @@
-"""The judge of every figure we quote (monitor.evaluation), checked on cases whose answer is
+"""The judge of every figure we quote (monitor.testing.evaluation), checked on cases whose answer is
 known by hand: matching, the scores made from it, annotations read, and a course's accuracy
 from an analysis that is right by construction and from ones wrong by a known amount."""
 
@@ -8,8 +8,14 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from monitor.evaluation import LesionScore, course_accuracy, match_lesions, voc_objects
-from monitor.synthetic import PoseRange, make_course
+from monitor.testing import (
+    LesionScore,
+    PoseRange,
+    course_accuracy,
+    make_course,
+    match_lesions,
+    voc_objects,
+)
 
 
 def _spot(x, y, radius=4.0):

@@ -23,7 +23,7 @@ from monitor.present import (
     timelapse_gif,
     wipe,
 )
-from monitor.synthetic import PoseRange, make_course
+from monitor.testing import PoseRange, make_course
 
 
 def _jpeg(image: np.ndarray) -> bytes:

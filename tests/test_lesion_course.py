@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from monitor.evaluation import LesionScore, course_accuracy
 from monitor.lesions import _FACE_MIN_MASS
 from monitor.pipeline import _HOLD_MIN_MASS, analyse_series
+from monitor.testing import LesionScore, course_accuracy
 
 SEEDS = (81, 82, 83, 84)
 

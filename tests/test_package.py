@@ -75,7 +75,7 @@ def test_the_installed_store_migrates_its_own_database(installed, tmp_path):
 
 
 def test_the_demo_makes_its_sample_course_where_the_repository_is_not(tmp_path, monkeypatch):
-    import monitor.demo as demo
+    import monitor.testing.demo as demo
 
     assert demo._samples(tmp_path) == demo.SAMPLES  # in the repository: its sample_images/
     monkeypatch.setattr(demo, "SAMPLES", tmp_path / "no repository here")

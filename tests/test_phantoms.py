@@ -16,13 +16,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from monitor.evaluation import LesionScore
 from monitor.face import find_face
-from monitor.synthetic import (
+from monitor.testing import (
     ACNE04_TRAIN,
     FACES,
     LESION_STYLES,
     LesionPatch,
+    LesionScore,
     base_face,
     lesion_patches,
     make_course,

@@ -164,7 +164,7 @@ def test_unusable_reference_falls_back_with_a_note(tmp_path, course_folder):
 def _reference_and_photo(seed: int):
     """A course's reference (day 0) and its day-3 photo, analysed and aligned."""
     from monitor.pipeline import analyse_photo, make_reference
-    from monitor.synthetic import encode_jpeg
+    from monitor.testing import encode_jpeg
 
     c = course(seed)
     reference = make_reference(analyse_photo(encode_jpeg(c.photos[0]), name="d0.jpg",
@@ -233,7 +233,7 @@ def test_a_washed_out_photo_keeps_its_spots_but_not_its_redness(tmp_path):
 
     from monitor.pipeline import analyse_photo, make_reference
     from monitor.quality import WASHED_OUT_REDNESS, WASHED_OUT_REFERENCE
-    from monitor.synthetic import encode_jpeg
+    from monitor.testing import encode_jpeg
 
     c = course(31)
     day0, day3 = c.photos[0], c.photos[3]
@@ -373,7 +373,7 @@ def test_another_persons_photo_is_turned_away_and_the_same_face_is_not():
     (pose, expression, light and lesions changed) matches. The reference is not compared."""
     from monitor.align import MIN_FACE_MATCH
     from monitor.pipeline import analyse_photo
-    from monitor.synthetic import encode_jpeg, make_course
+    from monitor.testing import encode_jpeg, make_course
 
     reference, own = _reference_and_photo(31)
     other = make_course(31, days=(0, 3), face="hopper")
@@ -420,8 +420,7 @@ def test_a_smile_is_followed_in_the_json(tmp_path):
     lays every face point within 1.5 % of it onto the reference (issue #14), and the lesions
     are still read and tracked."""
     from monitor.align import photo_to_reference
-    from monitor.evaluation import course_accuracy
-    from monitor.synthetic import PoseRange, make_course, write_course
+    from monitor.testing import PoseRange, course_accuracy, make_course, write_course
 
     c = make_course(31, days=(0, 1, 2, 3), pose=PoseRange(expression_iod=0.02))
     write_course(c, tmp_path)
@@ -452,7 +451,7 @@ def test_a_turn_read_by_the_meshes_alone_is_checked_on_the_skin(monkeypatch):
     import monitor.pipeline as pipeline
     from monitor.pipeline import analyse_photo
     from monitor.quality import TURNED_A_LITTLE, TURNED_AWAY
-    from monitor.synthetic import encode_jpeg
+    from monitor.testing import encode_jpeg
 
     def turned(face, reference):
         return {"roll": 0.0, "yaw": 30.0, "pitch": 0.0}, [TURNED_AWAY], []

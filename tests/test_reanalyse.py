@@ -24,7 +24,7 @@ from sqlalchemy import text
 from monitor.clinic import ENGINE_VERSION, check_in_photo
 from monitor.reanalysis import RUN_SETTING
 from monitor.store import Store
-from monitor.synthetic import encode_jpeg, make_course
+from monitor.testing import encode_jpeg, make_course
 from tests.conftest import postgres_database
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,9 +11,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from monitor.colour import ColourCorrection, linear_to_srgb, srgb_to_linear
-from monitor.evaluation import course_accuracy
 from monitor.pipeline import analyse_photo, analyse_series, make_reference
-from monitor.synthetic import PoseRange, make_course
+from monitor.testing import PoseRange, course_accuracy, make_course
 
 #: Stated tolerance: a global change of white balance (±12 %) and exposure (±15 %) moves the
 #: redness index by at most this many CIELAB a* units (a just-noticeable difference is ~1).
@@ -95,7 +94,7 @@ def test_naive_a_star_would_track_the_lamp(still_course, reference):
 def test_redness_index_follows_painted_erythema(seed, tmp_path):
     erythema = (0.0, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05)
     course = make_course(seed, erythema=erythema)
-    from monitor.synthetic import write_course
+    from monitor.testing import write_course
 
     write_course(course, tmp_path)
     analysis = analyse_series([tmp_path], treatment_date=course.treatment_date, strict=True)
@@ -245,7 +244,7 @@ def test_a_source_far_from_the_skins_own_change_is_not_light_and_is_not_used():
 def test_a_photo_whose_light_cannot_be_trusted_has_no_redness(monkeypatch):
     """Its spots are read, its redness is null, and the patient is told why."""
     import monitor.pipeline as pipeline
-    from monitor.synthetic import encode_jpeg
+    from monitor.testing import encode_jpeg
 
     course = make_course(7, days=(0, 3))
     reference = make_reference(analyse_photo(encode_jpeg(course.photos[0]), name="d0.jpg",

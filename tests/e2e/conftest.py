@@ -57,7 +57,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def demo_data(tmp_path_factory):
-    from monitor.demo import build_demo
+    from monitor.testing import build_demo
 
     folder = tmp_path_factory.mktemp("e2e") / "data"
     build_demo(folder).close()

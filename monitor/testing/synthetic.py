@@ -53,8 +53,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from monitor.evaluation import voc_objects
 from monitor.face import INTER_OCULAR_MM, LEFT_IRIS, RIGHT_IRIS, Face, find_face, mesh_parts
+from monitor.testing.evaluation import voc_objects
 
 __all__ = [
     "ACNE04_TRAIN",
@@ -66,6 +66,9 @@ __all__ = [
     "SyntheticCourse",
     "PoseRange",
     "base_face",
+    "card_corners",
+    "encode_jpeg",
+    "main",
     "lesion_patches",
     "make_course",
     "write_course",
@@ -78,7 +81,7 @@ FACES = ("astronaut", "hopper", "astronaut_deep", "hopper_deep")
 LESION_STYLES = ("painted", "real")
 
 #: The annotated ACNE04 training photos real lesions are cut from, read in place.
-ACNE04_TRAIN = Path(__file__).resolve().parents[2] / "shared" / "data" / "acne04-train"
+ACNE04_TRAIN = Path(__file__).resolve().parents[3] / "shared" / "data" / "acne04-train"
 
 _BASE_SIZE = 1100  # the base image is the portrait's head, upscaled to a ~400 px wide face
 _CROP = (0, 256, 97, 353)  # rows, cols of the 512x512 portrait around the face
@@ -864,12 +867,12 @@ def write_course(course: SyntheticCourse, folder: Path, *, prefix: str = "day") 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Write the bundled sample course: ``python -m monitor.synthetic sample_images``."""
+    """Write the bundled sample course: ``python -m monitor.testing sample_images``."""
     import argparse
 
-    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m monitor.testing", description=main.__doc__)
     parser.add_argument("folder", type=Path)
-    parser.add_argument("--seed", type=int, default=20260302)  # monitor.demo.SAMPLE_SEED
+    parser.add_argument("--seed", type=int, default=20260302)  # monitor.testing.demo.SAMPLE_SEED
     parser.add_argument("--face", choices=FACES, default="astronaut")
     parser.add_argument("--lesion-style", choices=LESION_STYLES, default="painted")
     args = parser.parse_args(argv)
@@ -877,7 +880,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     for path in write_course(course, args.folder):
         print(path)
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -87,7 +87,7 @@ def course_accuracy(course, analysis: Mapping) -> dict:
 
     Parameters
     ----------
-    course : monitor.synthetic.SyntheticCourse
+    course : monitor.testing.synthetic.SyntheticCourse
         The ground truth; photo files are named ``day{N}.jpg``.
     analysis : mapping
         The ``monitor.analysis/1`` JSON of that course.

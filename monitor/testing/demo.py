@@ -26,20 +26,20 @@ __all__ = ["DEMO_ACCOUNTS", "DEMO_TODAY", "TREATMENT_DATE", "build_demo"]
 
 TREATMENT_DATE = date(2026, 3, 2)
 DEMO_TODAY = date(2026, 3, 9)
-SAMPLES = Path(__file__).resolve().parent.parent / "sample_images"
-#: The seed of the bundled sample course (``python -m monitor.synthetic sample_images``).
+SAMPLES = Path(__file__).resolve().parents[2] / "sample_images"
+#: The seed of the bundled sample course (``python -m monitor.testing sample_images``).
 SAMPLE_SEED = 20260302
 
 
 def _samples(data_dir: Path) -> Path:
     """The sample course's photos: the repository's sample_images/, or, where the package is
     installed without the repository, the course the same generator and seed make (what
-    ``python -m monitor.synthetic sample_images`` writes), written into ``data_dir``."""
+    ``python -m monitor.testing sample_images`` writes), written into ``data_dir``."""
     if (SAMPLES / "day0.jpg").is_file():
         return SAMPLES
     folder = data_dir / "sample_images"
     if not (folder / "day0.jpg").is_file():
-        from monitor.synthetic import make_course, write_course
+        from monitor.testing.synthetic import make_course, write_course
 
         write_course(make_course(SAMPLE_SEED), folder)
     return folder
