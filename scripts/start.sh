@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh requirements.txt
-exec .venv/bin/python -m monitor.clinic_cli demo --data data/demo "$@"
+exec .venv/bin/python -m monitor.cli.clinic demo --data data/demo "$@"

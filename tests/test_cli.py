@@ -94,3 +94,12 @@ def test_progress_is_a_bar_on_a_terminal_and_lines_in_a_log(monkeypatch):
     first, last = terminal.getvalue().split("\r")[1:]
     assert first.startswith("[######..................] 1/4 day0.jpg") and "\n" not in first
     assert last.startswith("[########################] 4/4 day3.jpg") and last.endswith("\n")
+
+
+def test_the_demo_command_serves_the_repositorys_app():
+    """``python -m monitor demo`` (the README's first command) becomes ``streamlit run`` on
+    this file: it must be the repository's app, wherever the command's module sits."""
+    from monitor.cli.clinic import app_file
+
+    assert app_file() == REPO / "app.py"
+    assert app_file().is_file()

@@ -476,7 +476,7 @@ def test_one_client_guessing_many_accounts_is_slowed(clinic):
 
 
 def test_users_add_creates_nothing_when_it_fails(clinic, tmp_path, monkeypatch, capsys):
-    from monitor.clinic_cli import main
+    from monitor.cli.clinic import main
 
     store, *_ = clinic
     data = str(tmp_path / "data")

@@ -1,6 +1,6 @@
 """Clinic commands: ``users add``, ``reanalyse``, ``demo`` (wired into ``python -m monitor``).
 
-Also runnable on its own: ``python -m monitor.clinic_cli users add NAME --role clinician``.
+Also runnable on its own: ``python -m monitor.cli.clinic users add NAME --role clinician``.
 The data folder is ``--data`` or ``$MONITOR_DATA`` (default ./data); the database
 ``$MONITOR_DATABASE_URL`` when set. ``reanalyse [--outdated] [--workers N | --scheduler ADDRESS]``
 runs one task per patient (:mod:`monitor.reanalysis`): in this process, on a local Dask
@@ -23,7 +23,7 @@ from monitor.progress import print_progress
 if TYPE_CHECKING:
     from monitor.store import Store
 
-__all__ = ["add_clinic_commands", "main", "run_clinic_command"]
+__all__ = ["add_clinic_commands", "app_file", "main", "run_clinic_command"]
 
 
 def _bar(done: int, total: int, name: str) -> None:
@@ -120,13 +120,19 @@ def run_clinic_command(args: argparse.Namespace) -> int:
         build_demo(args.data, progress=_bar).close()
         if args.build_only:
             return 0
-        repo = Path(__file__).resolve().parent.parent
+        app = app_file()
         env = dict(os.environ, MONITOR_DATA=str(Path(args.data).resolve()))
         # Become the server (no child left running when this process is stopped).
-        os.chdir(repo)
+        os.chdir(app.parent)
         os.execve(sys.executable, [sys.executable, "-m", "streamlit", "run",
-                                   str(repo / "app.py"), f"--server.port={args.port}"], env)
+                                   str(app), f"--server.port={args.port}"], env)
     return 2
+
+
+def app_file() -> Path:
+    """The app's server script, ``app.py`` at the repository's root (the app runs from the
+    repository, not from an installed package)."""
+    return Path(__file__).resolve().parents[2] / "app.py"
 
 
 def _positive(text: str) -> int:
@@ -211,7 +217,7 @@ def _reanalyse(store: Store, *, outdated: bool, workers: int | None,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m monitor.clinic_cli")
+    parser = argparse.ArgumentParser(prog="python -m monitor.cli.clinic")
     add_clinic_commands(parser.add_subparsers(dest="command", required=True))
     return run_clinic_command(parser.parse_args(argv))
 

@@ -66,7 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     lesions.add_argument("--json", required=True, metavar="OUT", help="where to write the JSON")
     lesions.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
-    from monitor.clinic_cli import add_clinic_commands
+    from monitor.cli.clinic import add_clinic_commands
 
     add_clinic_commands(commands)  # users add, reanalyse, demo
     return parser
@@ -156,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "lesions":
         return _lesions(args)
     if args.command in ("users", "reanalyse", "demo"):
-        from monitor.clinic_cli import run_clinic_command
+        from monitor.cli.clinic import run_clinic_command
 
         return run_clinic_command(args)
     return 2
