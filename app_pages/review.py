@@ -17,7 +17,7 @@ from app_pages.common import (
     view,
 )
 from monitor.errors import MonitorError
-from monitor.face import REGIONS
+from monitor.imaging import REGIONS
 from monitor.present import (
     course_figure,
     draw_lesions,

@@ -8,7 +8,7 @@ changes and an expression (a smile pulling the mouth corners and a jaw drop) of 
 ``--smile`` inter-ocular distances, are written as JPEG files and analysed through the same
 path as ``python -m monitor analyze``. For every accepted photo the 478 face points are mapped
 onto the reference photo twice: through the ``to_reference`` homography alone and with its
-``to_reference_refinement`` (monitor.align.photo_to_reference), and compared with where they
+``to_reference_refinement`` (monitor.imaging.align.photo_to_reference), and compared with where they
 truly are; errors in the reference's inter-ocular distance. The same courses without an
 expression must not be refined at all. Exits 1 when a target is missed.
 """
@@ -24,8 +24,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from monitor.align import photo_to_reference  # noqa: E402
-from monitor.face import apply_homography  # noqa: E402
+from monitor.imaging import (
+    apply_homography,  # noqa: E402
+    photo_to_reference,  # noqa: E402
+)
 from monitor.pipeline import analyse_series  # noqa: E402
 from monitor.testing import FACES, PoseRange, make_course, write_course  # noqa: E402
 

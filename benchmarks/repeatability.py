@@ -65,7 +65,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from closeup_accuracy import photo_pairs, severity_grade  # noqa: E402
 from face_accuracy import HELD_OUT_HELP, held_out  # noqa: E402
 
-from monitor.colour import linear_to_srgb, srgb_to_linear  # noqa: E402
+from monitor.imaging import linear_to_srgb, srgb_to_linear  # noqa: E402
 from monitor.progress import print_progress  # noqa: E402
 
 DEFAULT_DATA_DIR = ROOT.parent / "shared" / "data" / "acne04-dev"

@@ -31,8 +31,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from monitor.colour import linear_to_srgb, srgb_to_linear  # noqa: E402
-from monitor.face import mesh_parts  # noqa: E402
+from monitor.imaging import (  # noqa: E402
+    linear_to_srgb,
+    mesh_parts,  # noqa: E402
+    srgb_to_linear,
+)
 from monitor.pipeline import analyse_series  # noqa: E402
 from monitor.testing import (  # noqa: E402
     FACES,

@@ -19,7 +19,7 @@ reference from :func:`monitor.pipeline.make_reference`):
 
 A trial is *flagged* when the photo is turned away as not showing the reference's face
 (:attr:`monitor.pipeline.PhotoResult.other_face`: ``face_match`` below
-:data:`monitor.align.MIN_FACE_MATCH`); an intruder turned away for another reason (a head
+:data:`monitor.imaging.align.MIN_FACE_MATCH`); an intruder turned away for another reason (a head
 turned or tilted against the reference) is counted apart: it is not added either, but the
 patient is told the wrong thing. Targets (issue #14): at least 19 of 20 synthetic intruders
 flagged, at most 1 of 20 genuine photos flagged. Exits 1 when a target is missed.
@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from face_accuracy import photo_pairs  # noqa: E402
 from repeatability import write_reshoots  # noqa: E402
 
-from monitor.align import MIN_FACE_MATCH  # noqa: E402
+from monitor.imaging import MIN_FACE_MATCH  # noqa: E402
 from monitor.pipeline import analyse_photo, make_reference  # noqa: E402
 from monitor.testing import FACES, encode_jpeg, make_course  # noqa: E402
 

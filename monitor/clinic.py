@@ -29,6 +29,7 @@ from pathlib import Path
 
 import monitor
 from monitor.course import STATUS_INFO, SYMPTOM_NAMES, Course, Symptoms, assess_course
+from monitor.imaging import capture_difference
 from monitor.pipeline import (
     SCHEMA,
     Reference,
@@ -37,7 +38,6 @@ from monitor.pipeline import (
     reference_order,
     refuse_as_reference,
 )
-from monitor.quality import capture_difference
 from monitor.store import CheckIn, Correction, PatientInfo, PhotoInfo, Store, User
 
 __all__ = [
@@ -129,7 +129,7 @@ class CheckInOutcome:
     photo: PhotoInfo | None = None
     reanalysed: bool = False
     #: How the photo's capture differed from the first photo's, in one plain sentence
-    #: (:func:`monitor.quality.capture_difference`); None when it matched or is the first.
+    #: (:func:`monitor.imaging.quality.capture_difference`); None when it matched or is the first.
     advice: str | None = None
 
     @property

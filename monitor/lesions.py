@@ -77,7 +77,7 @@ from monitor.closeup_net import (
     load_closeup_net,
     residual_peaks,
 )
-from monitor.face import INTER_OCULAR_MM
+from monitor.imaging import INTER_OCULAR_MM
 
 __all__ = [
     "FACE_MIN_A_EXCESS", "FACE_READ_PX_PER_MM", "FACE_SEPARATION_MM", "Lesion", "LesionRead",

@@ -1,9 +1,10 @@
 """Composition of the steps into one analysis of a course of photos (no new maths here).
 
-For each photo: decode (:mod:`monitor.photo`), find the face (:mod:`monitor.face`), cut a
-*working copy* of the face at a bounded scale, run the quality gate (:mod:`monitor.quality`).
-Then pick the reference photo, check each photo's pose against it and align it
-(:mod:`monitor.align`). The result is the ``monitor.analysis/1`` JSON contract.
+For each photo: decode (:mod:`monitor.imaging.photo`), find the face
+(:mod:`monitor.imaging.face`), cut a *working copy* of the face at a bounded scale, run the
+quality gate (:mod:`monitor.imaging.quality`). Then pick the reference photo, check each
+photo's pose against it and align it (:mod:`monitor.imaging.align`). The result is the
+``monitor.analysis/1`` JSON contract.
 
 Working copy: the face and a margin, resampled so that the pupils are at most
 :data:`WORKING_IOD_PX` apart. A 12 MP selfie is cut down to well under 1 MP, so every later step
@@ -24,23 +25,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from monitor.align import (
-    MIN_FACE_MATCH,
-    Alignment,
-    AlignmentTarget,
-    Refinement,
-    align,
-    carry_face,
-    prepare_reference,
-)
-from monitor.colour import (
-    IDENTITY,
-    ColourCorrection,
-    ColourReference,
-    estimate_correction,
-    find_colour_card,
-    prepare_colour_reference,
-)
 from monitor.course import Symptoms, assess_course
 from monitor.errors import (
     AlignmentFailed,
@@ -51,12 +35,36 @@ from monitor.errors import (
     PoorPhotoQuality,
     SeveralFaces,
 )
-from monitor.face import (
+from monitor.imaging import (
+    IDENTITY,
+    MIN_FACE_MATCH,
     REGIONS,
+    TURNED_A_LITTLE,
+    TURNED_AWAY,
+    WASHED_OUT_REFERENCE,
+    Alignment,
+    AlignmentTarget,
+    ColourCorrection,
+    ColourReference,
     Face,
+    Photo,
+    Quality,
+    Redness,
+    RednessBaseline,
+    Refinement,
+    align,
     apply_homography,
+    assess,
+    carry_face,
+    check_pose,
     crop_resize_transform,
+    estimate_correction,
+    find_colour_card,
     find_face,
+    load_photo,
+    measure_redness,
+    prepare_colour_reference,
+    prepare_reference,
     shrink,
 )
 from monitor.lesions import (
@@ -71,16 +79,6 @@ from monitor.lesions import (
     redness_excess,
     skin_mask_by_colour,
 )
-from monitor.photo import Photo, load_photo
-from monitor.quality import (
-    TURNED_A_LITTLE,
-    TURNED_AWAY,
-    WASHED_OUT_REFERENCE,
-    Quality,
-    assess,
-    check_pose,
-)
-from monitor.redness import Redness, RednessBaseline, measure_redness
 
 __all__ = [
     "SCHEMA",
@@ -255,7 +253,7 @@ class PhotoResult:
     crop: FaceCrop | None = None
     alignment: Alignment | None = None
     to_reference: np.ndarray | None = None
-    #: The non-rigid correction after ``to_reference`` (:class:`monitor.align.Refinement`,
+    #: The non-rigid correction after ``to_reference`` (:class:`monitor.imaging.align.Refinement`,
     #: with the reference photo's pixels), None where the homography alone is as good.
     refinement: Refinement | None = None
     measurement: Measurement | None = None
@@ -264,7 +262,7 @@ class PhotoResult:
     face_match: float | None = None
     #: (width, height) of the photo as decoded (EXIF orientation applied), pixels.
     image_size: tuple[int, int] | None = None
-    #: The colour card's 24 patches, linear RGB (:func:`monitor.colour.find_colour_card`),
+    #: The colour card's 24 patches, linear RGB (:func:`monitor.imaging.colour.find_colour_card`),
     #: when one was looked for and found; ``card_searched`` says whether it was looked for.
     card: np.ndarray | None = None
     card_searched: bool = False
@@ -410,7 +408,7 @@ def _failure_reason(error: Exception, *, strict: bool) -> str:
 
 
 #: Said of a photo in which no face was found but whose skin matches the first photo's, so
-#: that the first photo's face was laid on it (:func:`monitor.align.carry_face`).
+#: that the first photo's face was laid on it (:func:`monitor.imaging.align.carry_face`).
 FACE_CARRIED = (
     "We could not find the outline of your face in this photo, so it was lined up with your "
     "first photo by the skin itself. If you can, take the next photo with more of your face "
@@ -464,7 +462,7 @@ def _carried_face(photo: Photo, reference: Reference) -> Face | None:
     """The reference's face laid on a photo in which none was found, or None.
 
     The photo's features are looked for as if it were framed as the reference photo was (its
-    long side spanning the reference photo's), :func:`monitor.align.carry_face`.
+    long side spanning the reference photo's), :func:`monitor.imaging.align.carry_face`.
     """
     ref = reference.result
     assert ref.crop is not None and ref.image_size is not None
@@ -828,7 +826,7 @@ def _measure_aligned(result: PhotoResult, reference: Reference) -> PhotoResult:
 
 
 #: The warning of a photo whose light could not be told from a change of its surroundings
-#: (:attr:`monitor.colour.ColourCorrection.trusted`); its redness is not measured.
+#: (:attr:`monitor.imaging.colour.ColourCorrection.trusted`); its redness is not measured.
 COLOUR_UNTRUSTED = (
     "The light or the things around your face look different from your first photo in a way "
     "we could not correct, so this photo's redness was not measured (its spots were). Take "

@@ -39,8 +39,8 @@ sys.path.insert(0, str(REPO))
 from monitor.testing import make_course
 from monitor.pipeline import analyse_series, analyse_photo, make_reference
 from monitor.testing import course_accuracy, match_lesions
-from monitor.redness import redness_map
-from monitor.face import apply_homography
+from monitor.imaging import redness_map
+from monitor.imaging import apply_homography
 SEED = 20260302  # the seed sample_images/ was made with (python -m monitor.testing)
 course = make_course(SEED)
 photos = sorted((REPO / "sample_images").glob("day*.jpg"), key=lambda p: int(p.stem[3:]))
@@ -48,7 +48,7 @@ print(len(photos), "photos; treatment date", course.treatment_date)"""),
     ("md", "## 1. The photos as taken\nPose (roll up to ±12°, scale ±15 %, slight perspective, a "
            "smile) and light (white balance ±12 %, exposure ±15 %) change every day."),
     ("code", """from PIL import Image
-from monitor.photo import load_photo
+from monitor.imaging import load_photo
 fig, axes = plt.subplots(2, 4, figsize=(14, 7))
 for ax, path in zip(axes.ravel(), photos):
     ax.imshow(load_photo(path).pixels); ax.set_title(path.name); ax.axis("off")

@@ -5,8 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from monitor.align import Refinement, align, photo_to_reference, prepare_reference
-from monitor.face import apply_homography, find_face
+from monitor.imaging import (
+    Refinement,
+    align,
+    apply_homography,
+    find_face,
+    photo_to_reference,
+    prepare_reference,
+)
 from monitor.testing import PoseRange, make_course
 from tests.courses import course
 
@@ -74,7 +80,7 @@ def test_landmark_fallback_when_content_disagrees():
 def test_skin_features_rescue_a_landmark_fit_that_is_far_off():
     """A face mesh that is far off (as on a face seen from the side, whose hidden half the
     mesh guesses) is not the last word: ECC starts from matched skin features instead."""
-    from monitor.face import Face
+    from monitor.imaging import Face
 
     c = course(SEEDS[1])
     ref, photo = c.photos[0], c.photos[3]
@@ -121,7 +127,7 @@ def test_the_reference_face_is_carried_onto_a_photo_of_the_same_skin():
     """carry_face lays the reference's landmarks on another photo of the same face by the
     whole photo's skin features, where the face's own mesh is not used at all; it refuses a
     photo of someone else."""
-    from monitor.align import carry_face
+    from monitor.imaging import carry_face
 
     c = course(SEEDS[0])
     ref, photo = c.photos[0], c.photos[3]

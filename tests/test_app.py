@@ -120,7 +120,7 @@ def test_check_in_shows_the_first_photo_and_says_what_differed(demo):
     import numpy as np
     from PIL import Image
 
-    from monitor.colour import linear_to_srgb, srgb_to_linear
+    from monitor.imaging import linear_to_srgb, srgb_to_linear
 
     at = _app(demo, "robin")
     at.file_uploader(key="photo_upload").set_value(
@@ -406,7 +406,7 @@ def test_a_washed_out_first_photo_is_not_kept_as_the_reference(demo):
     from PIL import Image
 
     from monitor.clinic import check_in_photo
-    from monitor.quality import WASHED_OUT_REFERENCE
+    from monitor.imaging import WASHED_OUT_REFERENCE
 
     robin = demo.user("robin")
     day0, day1 = ((SAMPLES / f"day{d}.jpg").read_bytes() for d in (0, 1))

@@ -39,8 +39,9 @@ def test_a_changed_model_file_changes_the_version(package):
     assert engine_version(package) != ENGINE_VERSION
 
 
-@pytest.mark.parametrize("module", ["lesions.py", "closeup_net.py", "colour.py", "photo.py",
-                                    "course/__init__.py", "course/tracking.py"])
+@pytest.mark.parametrize("module", ["lesions.py", "closeup_net.py", "imaging/colour.py",
+                                    "imaging/photo.py", "course/__init__.py",
+                                    "course/tracking.py"])
 def test_a_changed_engine_module_changes_the_version(package, module):
     # closeup_net is reached only through lesions; course/tracking.py through the package.
     source = package / module

@@ -8,7 +8,7 @@ import pytest
 import skimage.data
 
 from monitor.errors import NoFaceFound
-from monitor.face import INTER_OCULAR_MM, REGIONS, apply_homography, find_face
+from monitor.imaging import INTER_OCULAR_MM, REGIONS, apply_homography, find_face
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,7 @@ def test_a_face_filling_the_frame_is_found_where_it_is(astronaut):
     """A close crop of the face (as a cheek close-up or a phone held near) escapes the
     detector as it is; the grey border find_face retries with brings it back, and the points
     land on the crop's own pixels."""
-    import monitor.face as face_module
+    import monitor.imaging.face as face_module
 
     face = find_face(astronaut)
     x0, y0, x1, y1 = face.box
@@ -64,7 +64,7 @@ def test_a_face_filling_the_frame_is_found_where_it_is(astronaut):
 def test_every_retry_puts_the_points_back_on_the_photo(astronaut, retry):
     """Each way find_face retries a photo (a border, a turn) hands back points on the photo's
     own pixels: where the detector puts them on the photo as it is."""
-    import monitor.face as face_module
+    import monitor.imaging.face as face_module
 
     assert retry in face_module._RETRIES
     plain = face_module._run_mesh(astronaut)[0]
@@ -121,7 +121,7 @@ def test_no_face_in_a_landscape():
 def test_the_crop_and_resize_map_follows_opencvs_pixel_centres(factor):
     """crop_resize_transform maps a point of the photo to where cv2.resize puts it: a bright
     square's centre of mass, cropped and reduced, lands where the map sends its centre."""
-    from monitor.face import crop_resize_transform
+    from monitor.imaging import crop_resize_transform
 
     photo = np.zeros((300, 400), np.float32)
     photo[141:151, 203:213] = 1.0  # centre (207.5, 145.5)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from monitor.face import apply_homography
+from monitor.imaging import apply_homography
 from monitor.pipeline import analyse_photo, make_reference
 from monitor.present import (
     aligned_photo,

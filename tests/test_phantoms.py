@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from monitor.face import find_face
+from monitor.imaging import find_face
 from monitor.testing import (
     ACNE04_TRAIN,
     FACES,
@@ -117,7 +117,7 @@ def test_faces_differ():
 @pytest.mark.parametrize(("light", "deep"), [("astronaut", "astronaut_deep"),
                                              ("hopper", "hopper_deep")])
 def test_deep_skin_is_more_melanin_on_the_skin_only(light, deep):
-    from monitor.face import Face
+    from monitor.imaging import Face
 
     image, landmarks, _ = base_face(light)
     dark = base_face(deep)[0]

@@ -1,4 +1,4 @@
-"""Tests for monitor.photo: every file is generated here, from skimage's astronaut."""
+"""Tests for monitor.imaging.photo: every file is generated here, from skimage's astronaut."""
 
 from __future__ import annotations
 
@@ -24,9 +24,9 @@ from hypothesis import strategies as st
 from PIL import Image, ImageCms
 from skimage import data
 
-import monitor.photo
+import monitor.imaging.photo
 from monitor.errors import MonitorError, PhotoTooLarge, PhotoTooSmall, UnreadablePhoto
-from monitor.photo import MAX_PIXELS, MIN_SIDE_PX, Photo, load_photo
+from monitor.imaging import MAX_PIXELS, MIN_SIDE_PX, Photo, load_photo
 
 # Non-square, so that a wrong rotation changes the shape and not only the content.
 SOURCE = np.ascontiguousarray(data.astronaut()[:, 56:456])  # (512, 400, 3) uint8
@@ -41,7 +41,7 @@ GPS_IFD = 0x8825
 
 
 def encode(image: Image.Image | np.ndarray, fmt: str, **options) -> bytes:
-    """Encode with Pillow (HEIF through pillow-heif, registered by monitor.photo)."""
+    """Encode with Pillow (HEIF through pillow-heif, registered by monitor.imaging.photo)."""
     if isinstance(image, np.ndarray):
         image = Image.fromarray(image)
     buffer = io.BytesIO()
@@ -230,13 +230,14 @@ def assert_plain_message(error: MonitorError) -> None:
 
 
 def test_public_api_is_exactly_all():
-    assert monitor.photo.__all__ == ["Photo", "load_photo", "MAX_PIXELS", "MIN_SIDE_PX"]
+    assert monitor.imaging.photo.__all__ == ["Photo", "load_photo", "MAX_PIXELS", "MIN_SIDE_PX"]
     defined_here = {
         name
-        for name, value in vars(monitor.photo).items()
-        if not name.startswith("_") and getattr(value, "__module__", None) == "monitor.photo"
+        for name, value in vars(monitor.imaging.photo).items()
+        if not name.startswith("_")
+        and getattr(value, "__module__", None) == "monitor.imaging.photo"
     }
-    assert defined_here <= set(monitor.photo.__all__)
+    assert defined_here <= set(monitor.imaging.photo.__all__)
     assert (MAX_PIXELS, MIN_SIDE_PX) == (50_000_000, 160)
 
 
@@ -778,7 +779,7 @@ def test_real_bomb_does_not_grow_the_process(tmp_path):
         f"""
         import resource, sys
         from monitor.errors import PhotoTooLarge
-        from monitor.photo import load_photo
+        from monitor.imaging import load_photo
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         try:
             load_photo({str(path)!r})

@@ -18,7 +18,7 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from monitor.face import apply_homography
+from monitor.imaging import apply_homography
 from monitor.pipeline import SCHEMA, analyse_series
 from tests.courses import REPO, course
 
@@ -231,8 +231,8 @@ def test_a_washed_out_photo_keeps_its_spots_but_not_its_redness(tmp_path):
     first photo of a course: the next one is the reference, and alone it is turned away."""
     from dataclasses import replace
 
+    from monitor.imaging import WASHED_OUT_REDNESS, WASHED_OUT_REFERENCE
     from monitor.pipeline import analyse_photo, make_reference
-    from monitor.quality import WASHED_OUT_REDNESS, WASHED_OUT_REFERENCE
     from monitor.testing import encode_jpeg
 
     c = course(31)
@@ -371,7 +371,7 @@ def test_another_persons_photo_is_turned_away_and_the_same_face_is_not():
     """Issue #14: Grace Hopper's photo uploaded into the astronaut's course is refused with a
     plain reason, its face match far below the threshold; the astronaut's own photo of day 3
     (pose, expression, light and lesions changed) matches. The reference is not compared."""
-    from monitor.align import MIN_FACE_MATCH
+    from monitor.imaging import MIN_FACE_MATCH
     from monitor.pipeline import analyse_photo
     from monitor.testing import encode_jpeg, make_course
 
@@ -419,7 +419,7 @@ def test_a_smile_is_followed_in_the_json(tmp_path):
     """A course with smiles of up to 2 % of the inter-ocular distance: the JSON's refinement
     lays every face point within 1.5 % of it onto the reference (issue #14), and the lesions
     are still read and tracked."""
-    from monitor.align import photo_to_reference
+    from monitor.imaging import photo_to_reference
     from monitor.testing import PoseRange, course_accuracy, make_course, write_course
 
     c = make_course(31, days=(0, 1, 2, 3), pose=PoseRange(expression_iod=0.02))
@@ -449,8 +449,8 @@ def test_a_turn_read_by_the_meshes_alone_is_checked_on_the_skin(monkeypatch):
     from dataclasses import replace
 
     import monitor.pipeline as pipeline
+    from monitor.imaging import TURNED_A_LITTLE, TURNED_AWAY
     from monitor.pipeline import analyse_photo
-    from monitor.quality import TURNED_A_LITTLE, TURNED_AWAY
     from monitor.testing import encode_jpeg
 
     def turned(face, reference):

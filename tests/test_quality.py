@@ -6,8 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from monitor.face import Face, find_face
-from monitor.quality import assess, check_pose
+from monitor.imaging import Face, assess, check_pose, find_face
 from tests.courses import course
 
 
@@ -117,7 +116,7 @@ def _entry(*, box_width: float = 400.0, image_width: int = 1100, roll: float = 0
 
 
 def test_capture_difference_says_what_differed_and_what_to_do():
-    from monitor.quality import capture_difference
+    from monitor.imaging import capture_difference
 
     first = _entry()
     assert capture_difference(_entry(box_width=380, roll=4, lightness=56), first) is None

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from monitor.colour import ColourCorrection, linear_to_srgb, srgb_to_linear
+from monitor.imaging import ColourCorrection, linear_to_srgb, srgb_to_linear
 from monitor.pipeline import analyse_photo, analyse_series, make_reference
 from monitor.testing import PoseRange, course_accuracy, make_course
 
@@ -79,8 +79,7 @@ def test_a_real_change_of_the_skin_still_shows(still_course, reference):
 
 def test_naive_a_star_would_track_the_lamp(still_course, reference):
     """Why we normalise: without it, the same skin reads differently under another lamp."""
-    from monitor.colour import IDENTITY
-    from monitor.redness import measure_redness
+    from monitor.imaging import IDENTITY, measure_redness
 
     photo = still_course.photos[0]
     crop = analyse_photo(_jpeg(_relight(photo.image, 0.12, 0.0)), name="warm.jpg",
@@ -122,7 +121,7 @@ def test_colour_conversions_agree_with_the_standard_and_scikit_image():
     against scikit-image's independent implementation (D65)."""
     from skimage.color import rgb2lab
 
-    from monitor.colour import to_lab
+    from monitor.imaging import to_lab
 
     levels = np.array([[[0, 10, 128], [200, 255, 0]]], np.uint8)
     expected = [[[0.0, 10 / 255 / 12.92, ((128 / 255 + 0.055) / 1.055) ** 2.4],
@@ -162,7 +161,7 @@ def test_another_room_or_top_does_not_move_the_index():
 def _reference_of_parts(rng: np.random.Generator):
     """A made-up reference: textured linear RGB, hair on top, background in the middle,
     clothes below, and no eyes."""
-    from monitor.colour import ColourReference
+    from monitor.imaging import ColourReference
 
     linear = rng.uniform(0.05, 0.6, (60, 40, 3)).astype(np.float32)
     rows = np.arange(60)[:, None] * np.ones((1, 40), bool)
@@ -181,7 +180,7 @@ def _photo_of(linear: np.ndarray, gains_by_row: np.ndarray) -> np.ndarray:
 def test_the_colour_sources_that_agree_give_the_gains_and_a_lone_one_is_not_trusted():
     from dataclasses import replace
 
-    from monitor.colour import estimate_correction
+    from monitor.imaging import estimate_correction
 
     reference = _reference_of_parts(np.random.default_rng(3))
     light = np.array([1.1, 1.0, 0.9])
@@ -212,7 +211,7 @@ def test_a_source_far_from_the_skins_own_change_is_not_light_and_is_not_used():
     is not used though it outweighs the others; a reddened skin leaves every source in use."""
     from dataclasses import replace
 
-    from monitor.colour import PLAUSIBLE_LOG_GAIN, ColourReference, estimate_correction
+    from monitor.imaging.colour import PLAUSIBLE_LOG_GAIN, ColourReference, estimate_correction
 
     rng = np.random.default_rng(5)
     linear = rng.uniform(0.05, 0.6, (80, 40, 3)).astype(np.float32)
@@ -264,7 +263,7 @@ def test_a_photo_whose_light_cannot_be_trusted_has_no_redness(monkeypatch):
 
 
 def test_a_colour_card_is_found_and_read_in_order():
-    from monitor.colour import COLORCHECKER_SRGB, find_colour_card, srgb_to_linear
+    from monitor.imaging import COLORCHECKER_SRGB, find_colour_card, srgb_to_linear
 
     with_card = make_course(51, days=(0, 1), colour_card=True)
     for photo in with_card.photos:
@@ -305,7 +304,7 @@ def test_with_a_colour_card_the_card_sets_the_light():
 
 
 def test_the_card_gains_rest_on_all_its_patches():
-    from monitor.colour import COLORCHECKER_SRGB, _card_gains, srgb_to_linear
+    from monitor.imaging.colour import COLORCHECKER_SRGB, _card_gains, srgb_to_linear
 
     reference = srgb_to_linear(COLORCHECKER_SRGB[None])[0].astype(np.float64)
     gains = np.array([0.88, 1.0, 1.12])
@@ -324,7 +323,7 @@ def test_too_little_skin_is_a_plain_refusal_not_a_crash():
     """An empty skin mask, or one whose pixels are all glare, is the photo's fault, not a bug:
     NoSkinFound, whose message tells the patient what to do."""
     from monitor.errors import NoSkinFound
-    from monitor.redness import measure_redness
+    from monitor.imaging import measure_redness
 
     linear = np.full((60, 60, 3), 0.3, np.float32)
     with pytest.raises(NoSkinFound, match="light"):

@@ -9,7 +9,7 @@ from datetime import date, datetime
 
 import numpy as np
 
-from monitor.align import Refinement
+from monitor.imaging import Refinement
 
 __all__ = [
     "LesionRecord",

@@ -14,11 +14,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
-from monitor.colour import srgb_to_linear
-from monitor.face import apply_homography
-from monitor.photo import load_photo
+from monitor.imaging import apply_homography, load_photo, redness_map, srgb_to_linear
 from monitor.pipeline import Reference
-from monitor.redness import redness_map
 
 __all__ = ["aligned_photo", "draw_lesions", "frame_to_photo", "framing_thumbnail",
            "lesions_in_frame", "redness_overlay", "timelapse_gif", "wipe"]

@@ -30,7 +30,7 @@ def strip_location(data: bytes) -> tuple[bytes, str]:
     orientation and capture time, the colour profile (ICC) and the JFIF/Adobe headers that
     decoding needs. Comments, XMP, IPTC (APP13), other APP segments, EXIF thumbnails and
     anything after the image's end are dropped. Any other format becomes a PNG of the
-    decoded photo (no metadata). Raises the :mod:`monitor.photo` errors for non-photos.
+    decoded photo (no metadata). Raises the :mod:`monitor.imaging.photo` errors for non-photos.
     """
     if data[:3] == b"\xff\xd8\xff":
         stripped = _strip_jpeg(data)
@@ -38,7 +38,7 @@ def strip_location(data: bytes) -> tuple[bytes, str]:
             return stripped, ".jpg"
     from PIL import Image
 
-    from monitor.photo import load_photo
+    from monitor.imaging import load_photo
 
     photo = load_photo(data, name="upload")
     out = io.BytesIO()

@@ -15,7 +15,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from scipy.stats import spearmanr
 
-from monitor.align import photo_to_reference
+from monitor.imaging import photo_to_reference
 
 __all__ = ["LesionScore", "match_lesions", "course_accuracy", "voc_objects"]
 

@@ -53,7 +53,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from monitor.face import INTER_OCULAR_MM, LEFT_IRIS, RIGHT_IRIS, Face, find_face, mesh_parts
+from monitor.imaging import INTER_OCULAR_MM, LEFT_IRIS, RIGHT_IRIS, Face, find_face, mesh_parts
 from monitor.testing.evaluation import voc_objects
 
 __all__ = [
@@ -700,7 +700,7 @@ def make_course(seed: int, *, days: Sequence[int] = tuple(range(8)),
         mirroring, from a stream of its own: the two styles of one seed share everything else
         (lesion places, radii, kinds and days, poses, light, noise).
     colour_card : bool
-        Hold a ColorChecker Classic (:data:`monitor.colour.COLORCHECKER_SRGB`) below and
+        Hold a ColorChecker Classic (:data:`monitor.imaging.colour.COLORCHECKER_SRGB`) below and
         beside the face (:func:`_paint_card`), lit like the face, in every photo. Draws
         nothing at random, so a course with the card is the same course with it.
 
@@ -809,7 +809,7 @@ def card_corners(course: SyntheticCourse) -> np.ndarray:
 def _paint_card(lin: np.ndarray) -> None:
     """A ColorChecker Classic, 26 % of the image wide, in the lower left corner (linear light,
     lit as the face: the portrait's notch darker, see :func:`_paint_skin`)."""
-    from monitor.colour import COLORCHECKER_SRGB, srgb_to_linear
+    from monitor.imaging import COLORCHECKER_SRGB, srgb_to_linear
 
     x0, y0, patch, gap = _card_layout(lin.shape[1])
     height, width = 4 * patch + 5 * gap, 6 * patch + 7 * gap

@@ -1,6 +1,6 @@
 """Redness: CIELAB a* and the erythema index over the skin, per facial region.
 
-Definitions (all on colour-normalised linear RGB, see :mod:`monitor.colour`):
+Definitions (all on colour-normalised linear RGB, see :mod:`monitor.imaging.colour`):
 
 - ``mean_a_star``: mean CIELAB (D65) a* of the skin. a* is the red–green axis of CIELAB; skin
   redness from blood raises it (Takiwaki 1998, "Measurement of skin color: practical application
@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from monitor.colour import to_lab
 from monitor.errors import NoSkinFound
+from monitor.imaging.colour import to_lab
 
 __all__ = ["Redness", "RednessBaseline", "measure_redness", "redness_map"]
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from monitor.face import Face, mesh_parts
+from monitor.imaging.face import Face, mesh_parts
 
 __all__ = [
     "ColourCorrection",

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from monitor.face import Face, crop_resize_transform
+from monitor.imaging.face import Face, crop_resize_transform
 
 __all__ = ["Quality", "QualityLimits", "WASHED_OUT_REDNESS", "WASHED_OUT_REFERENCE", "assess",
            "check_pose", "pose_change_deg", "capture_difference", "TURNED_AWAY",
@@ -118,7 +118,7 @@ def pose_change_deg(face: Face, reference: Face) -> dict[str, float]:
     The rotation that best maps the reference's 3-D face mesh (x, y and the mesh's depth, in
     x's scale) onto this face's (Kabsch, with scale; the 468 mesh points), as angles about the
     camera's axis (roll), the vertical (yaw) and the horizontal (pitch). Unlike differences of
-    :attr:`monitor.face.Face.pose_deg`, it holds for a face seen from the side: there the
+    :attr:`monitor.imaging.face.Face.pose_deg`, it holds for a face seen from the side: there the
     pupil line is short and the nose tip reaches the face's edge, so that the absolute roll and
     yaw jump by 20-30 degrees between re-shoots of the same photo rolled by a few degrees (the
     ACNE04 side views of benchmarks/repeatability.py).

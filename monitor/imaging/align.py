@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from monitor.errors import AlignmentFailed
-from monitor.face import Face, apply_homography, crop_resize_transform
+from monitor.imaging.face import Face, apply_homography, crop_resize_transform
 
 __all__ = ["Alignment", "AlignmentTarget", "Refinement", "prepare_reference", "align",
            "carry_face", "photo_to_reference", "WORK_IOD_PX", "MIN_FACE_MATCH"]
@@ -420,7 +420,7 @@ def align(rgb: np.ndarray, face: Face, target: AlignmentTarget) -> Alignment:
     rgb : ndarray of shape (H, W, 3), uint8
         The photo.
     face : Face
-        Its face, found by :func:`monitor.face.find_face`.
+        Its face, found by :func:`monitor.imaging.face.find_face`.
     target : AlignmentTarget
         The reference photo, from :func:`prepare_reference`.
 
