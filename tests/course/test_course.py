@@ -583,7 +583,7 @@ def test_expected_course_is_checked(options, message):
 # --------------------------------------------------------------------------------------------
 
 
-GOLDEN_TREND = Path(__file__).parent / "golden" / "trend_shape.json"
+GOLDEN_TREND = Path(__file__).resolve().parents[1] / "golden" / "trend_shape.json"
 
 
 def test_the_trend_contract_keeps_every_field_of_its_published_shape():

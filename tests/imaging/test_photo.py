@@ -795,7 +795,7 @@ def test_real_bomb_does_not_grow_the_process(tmp_path):
         capture_output=True,
         text=True,
         check=True,
-        cwd=Path(__file__).resolve().parents[1],
+        cwd=Path(__file__).resolve().parents[2],
     )
     grown_kib = int(done.stdout.strip())
     assert grown_kib < 50 * 1024

@@ -23,7 +23,7 @@ from monitor.errors import PhotoStorageUnavailable
 from monitor.photostore import FolderStorage, S3Storage, open_storage, photo_key, sha_of_key
 from monitor.store import UPLOAD_DEADLINE, Store, stored_photo_count
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SHA = hashlib.sha256(b"a photo").hexdigest()
 
 
@@ -218,7 +218,7 @@ def test_a_sweep_past_the_deadline_mid_upload_cannot_leave_a_row_without_its_obj
 _SERVER = textwrap.dedent("""
     import sys, time
     from monitor.store import Store, UPLOAD_DEADLINE
-    from tests.test_photostore import _jpeg
+    from tests.store.test_photostore import _jpeg
     folder, url, photos_url, role, start = sys.argv[1:6]
     store = Store(folder, url=url, photos_url=photos_url)
     doc = store.user("doc")
