@@ -25,7 +25,7 @@ from monitor.store import (
     strip_location,
 )
 
-SAMPLES = Path(__file__).resolve().parent.parent / "sample_images"
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _on_sqlite(store: Store) -> bool:
@@ -237,7 +237,7 @@ def test_process_killed_mid_upload_is_swept_once_past_the_deadline(clinic, tmp_p
         store._commit = lambda session: os._exit(3)
         store.add_photo(ann, ann.patient_id, {_jpeg(7)!r}, file_name="a.jpg")
     """)
-    done = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).parent.parent,
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 3, done.stderr
     assert stored_photo_count(store) == 1  # the orphan the crash left...
@@ -729,7 +729,7 @@ def test_app_servers_opening_a_fresh_database_at_once_all_start(tmp_path, databa
 
     start = str(time.time() + 3.0)  # past every interpreter's start-up
     runs = [subprocess.Popen([sys.executable, "-c", script, str(folder), database_url, start],
-                             cwd=Path(__file__).parent.parent, stdout=subprocess.PIPE,
+                             cwd=REPO, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True) for folder in folders]
     results = [(run.wait(timeout=120), *run.communicate()) for run in runs]
     assert [(code, out.strip()) for code, out, _ in results] == [(0, "0")] * 4, \
