@@ -59,10 +59,31 @@ def postgres_database(template: str | None = None) -> Iterator[str]:
         with admin.connect() as connection:
             connection.exec_driver_sql(f'CREATE DATABASE "{name}"{copy}')
         yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        _drop_database(admin, name)
     finally:
         admin.dispose()
+
+
+def _drop_database(admin, name: str, *, tries: int = 20) -> None:  # noqa: ANN001
+    """Drop a test database, forcing its sessions closed.
+
+    An autovacuum worker may be on the fresh database at that moment; it belongs to the
+    server's superuser, so the test role may not end it and the drop fails with
+    InsufficientPrivilege (seen once in CI). The worker is done within a second: try again.
+    """
+    import time
+
+    from sqlalchemy.exc import DBAPIError
+
+    for attempt in range(tries):
+        try:
+            with admin.connect() as connection:
+                connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            return
+        except DBAPIError as error:
+            if "InsufficientPrivilege" not in type(error.orig).__name__ or attempt == tries - 1:
+                raise
+            time.sleep(0.25)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
