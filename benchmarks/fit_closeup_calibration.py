@@ -7,10 +7,10 @@ map's total, which the detector used to take).
 This script runs the shipped networks over the training photos as the detector does (all four
 mirror images, the density mass on the skin mask only), but at the short side the networks
 were trained at, not at the detector's larger one for photos as taken
-(``monitor.closeup_net.RUN_ZOOM``), and fits a monotone regression of the annotated count on
+(``monitor.lesions.density.RUN_ZOOM``), and fits a monotone regression of the annotated count on
 that mass (:func:`fit`: the median count, each severity grade weighing the same; built on
 scikit-learn's ``IsotonicRegression``). The detector then lists that many of the map's
-strongest peaks on the skin (:class:`monitor.closeup_net.CountCalibration`).
+strongest peaks on the skin (:class:`monitor.lesions.density.CountCalibration`).
 
 It reads the training photos only (``../shared/data/acne04-train``) and fits on the same
 training part the networks were trained on; the held-out seventh (``held_out_split``) is kept
@@ -60,8 +60,8 @@ from closeup_accuracy import (  # noqa: E402
     severity_grade,
 )
 
-from monitor import closeup_net as cn  # noqa: E402
-from monitor.lesions import _closeup_peaks, skin_mask_by_colour  # noqa: E402
+from monitor.lesions import density as cn  # noqa: E402
+from monitor.lesions.reader import _closeup_peaks, skin_mask_by_colour  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "acne04-train"
 SPLIT_SEED = 20261124  # the same held-out photos as benchmarks/train_closeup_net.py
@@ -158,7 +158,7 @@ def main() -> int:
         print("no close-up networks in monitor/models", file=sys.stderr)
         return 1
     # Uncalibrated, and at the side the networks were trained at (these are training versions,
-    # not photos as taken: monitor.closeup_net.RUN_ZOOM).
+    # not photos as taken: monitor.lesions.density.RUN_ZOOM).
     side = cn.INPUT_SHORT_SIDE
     net = cn.CloseupNet(paths, short_side=side)
     train_pairs, held_pairs = held_out_split(pairs, SPLIT_SEED)

@@ -2,9 +2,9 @@
 
 Reads the ACNE04 *training* photos only (``../shared/data/acne04-train`` beside the repository,
 Pascal VOC boxes); the dev split stays for evaluation (``benchmarks/closeup_accuracy.py``).
-See :mod:`monitor.closeup_net` for what the network computes and why.
+See :mod:`monitor.lesions.density` for what the network computes and why.
 
-1. Every photo is resized as at run time (:func:`monitor.closeup_net.prepare_input`); each box
+1. Every photo is resized as at run time (:func:`monitor.lesions.density.prepare_input`); each box
    becomes a Gaussian of mass 1 at its centre in the target density map (sigma a quarter of the
    box side, in output cells, within 0.7..2.5) and the log of its side in the size map.
 2. Training draws random 224 x 224 windows with a random scale (0.75..1.33), rotation (any
@@ -38,7 +38,7 @@ fitted for other files).
 trained with ``--input-side 384 --scale-centre 0.89``, to meet the dev photos' smaller lesions,
 did no better: held-out count error 4.31, dev 5.73 against 4.25 and 5.67 for the shipped pair,
 both read at 320 px). The held-out photos are training versions and are read at the training side;
-the detector reads photos as taken larger (``monitor.closeup_net.RUN_ZOOM``).
+the detector reads photos as taken larger (``monitor.lesions.density.RUN_ZOOM``).
 Seeded, but PyTorch's CPU kernels do not promise the
 same order of floating-point sums on every machine, so a retrained file may differ slightly.
 """
@@ -70,7 +70,7 @@ from closeup_accuracy import (  # noqa: E402
     severity_grade,
 )
 
-from monitor import closeup_net as cn  # noqa: E402
+from monitor.lesions import density as cn  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "acne04-train"
 MODEL_DIR = ROOT / "monitor" / "models"

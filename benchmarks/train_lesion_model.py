@@ -4,7 +4,7 @@ Reads the ACNE04 *training* photos only (``../shared/data/acne04-train`` beside 
 repository, Pascal VOC boxes); the dev split stays for evaluation
 (``benchmarks/closeup_accuracy.py``).
 
-1. For every photo, :func:`monitor.lesions._find_candidates` (the detector's own code) lists
+1. For every photo, :func:`monitor.lesions.reader._find_candidates` (the detector's own code) lists
    red-spot candidates and their features; a candidate is a positive when its centre falls
    inside an annotated box.
 2. A scikit-learn ``HistGradientBoostingClassifier`` is cross-validated with folds grouped by
@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from closeup_accuracy import count_matches, load_voc_boxes, photo_pairs  # noqa: E402
 
-from monitor import lesions  # noqa: E402
+from monitor.lesions import reader as lesions  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "acne04-train"
 MODEL_PATH = ROOT / "monitor" / "models" / "lesion_gbt.npz"

@@ -1028,7 +1028,7 @@ def analyse_closeup(source: str | os.PathLike | bytes, *, name: str | None = Non
     """Lesions and redness of a close-up photo (one cheek, no whole face): one JSON entry.
 
     Skin is found by colour instead of landmarks, and lesions are read by the close-up density
-    network (:mod:`monitor.closeup_net`), which, like
+    network (:mod:`monitor.lesions.density`), which, like
     :func:`monitor.lesions.closeup_px_per_mm`, takes the photo's short side to span a cheek or
     half a face. The redness figures are the photo's own (there is no reference photo):
     ``index`` is null, ``mean_a_star`` and ``erythema_index`` are given.

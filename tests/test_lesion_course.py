@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from monitor.lesions import _FACE_MIN_MASS
+from monitor.lesions.reader import _FACE_MIN_MASS
 from monitor.pipeline import _HOLD_MIN_MASS, analyse_series
 from monitor.testing import LesionScore, course_accuracy
 

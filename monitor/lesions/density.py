@@ -77,7 +77,7 @@ _MULTIPLE = 16
 #: Density is learnt multiplied by this, so that the regression targets are of order 1.
 DENSITY_SCALE = 100.0
 
-_MODEL_DIR = Path(__file__).with_name("models")
+_MODEL_DIR = Path(__file__).resolve().parents[1] / "models"  # monitor/models
 #: The shipped networks: ``closeup_density_1.onnx``, ``closeup_density_2.onnx``, ...
 _MODEL_GLOB = "closeup_density_*.onnx"
 #: How the shipped networks' density total maps to a lesion count (see :class:`CountCalibration`).

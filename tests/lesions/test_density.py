@@ -1,6 +1,6 @@
 """The close-up density network: pre- and post-processing, the shipped model, real close-ups.
 
-The accuracy figures on the ACNE04 dev split are in ``tests/test_lesions.py``; here the parts
+The accuracy figures on the ACNE04 dev split are in ``tests/lesions/test_reader.py``; here the parts
 that must hold whatever the weights are (geometry of the map, loading offline, any photo size)
 and properties of the shipped network on real skin (white balance, resolution).
 """
@@ -13,11 +13,11 @@ import cv2
 import numpy as np
 import pytest
 
-from monitor import closeup_net as cn
+from monitor.lesions import density as cn
 from monitor.lesions import detect_lesions
 from tests.scripts import load_script
 
-DEV_DIR = Path(__file__).resolve().parents[2] / "shared/data/acne04-dev"
+DEV_DIR = Path(__file__).resolve().parents[3] / "shared/data/acne04-dev"
 
 
 def _blob_map(h: int, w: int, centres: list[tuple[float, float, float]], log_side: float):

@@ -34,7 +34,7 @@ How it works
 Close-ups
 ---------
 A close-up (``px_per_mm`` not given) is read differently: a small convolutional network
-(:mod:`monitor.closeup_net`, trained on the ACNE04 training close-ups) turns the photo into a
+(:mod:`monitor.lesions.density`, trained on the ACNE04 training close-ups) turns the photo into a
 lesion density map whose sum, calibrated to annotators' counts, is the number of lesions and
 whose strongest peaks are their positions; steps 1-4 are skipped, step 5 still names the kind.
 On real close-ups the candidates above could not count severe acne, where dozens of lesions
@@ -67,7 +67,8 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from monitor.closeup_net import (
+from monitor.imaging import INTER_OCULAR_MM
+from monitor.lesions.density import (
     RUN_SHORT_SIDE,
     STRIDE,
     CloseupNet,
@@ -77,7 +78,6 @@ from monitor.closeup_net import (
     load_closeup_net,
     residual_peaks,
 )
-from monitor.imaging import INTER_OCULAR_MM
 
 __all__ = [
     "FACE_MIN_A_EXCESS", "FACE_READ_PX_PER_MM", "FACE_SEPARATION_MM", "Lesion", "LesionRead",
@@ -87,7 +87,7 @@ __all__ = [
 
 _KINDS = ("papule", "pustule")
 
-_MODEL_PATH = Path(__file__).resolve().parent / "models" / "lesion_gbt.npz"
+_MODEL_PATH = Path(__file__).resolve().parents[1] / "models" / "lesion_gbt.npz"
 
 # The ACNE04 close-ups show a cheek or half a face; the short side of such a frame spans
 # about 200 mm (eye widths of ~30 mm measure ~90-110 px in the 640 px photos).
@@ -132,7 +132,7 @@ _FACE_MIRRORS = 2
 # _RULE_FAINT, a faint spot. Measured on the ACNE04 dev photos through the face path: without
 # rule spots count error 4.02, lesion F1 0.679; accepting at 0.5, 4.08 / 0.668; at 0.8 (and
 # the spots from 0.25 faint), 3.96 / 0.673; at 0.95, 3.96 / 0.674. Without them a clear red
-# disc on even skin is missed (tests/test_lesions.py).
+# disc on even skin is missed (tests/lesions/test_reader.py).
 _RULE_ACCEPT = 0.8
 _RULE_FAINT = 0.25
 
@@ -154,7 +154,7 @@ FACE_READ_PX_PER_MM = 209.0 * RUN_SHORT_SIDE / 640.0 / INTER_OCULAR_MM
 #: local maxima over 3 x 3 of its cells, so none are closer than two cells (2 * STRIDE network
 #: pixels, 4.1 mm); measured on pairs of painted lesions (radius 1.2-2 mm) on even skin, 4 mm
 #: apart they are always read as one, 5 mm apart once in six, 6 mm apart never
-#: (tests/test_lesions.py).
+#: (tests/lesions/test_reader.py).
 FACE_SEPARATION_MM = 1.5 * 2 * STRIDE / FACE_READ_PX_PER_MM
 
 # Faint spots on a face (kept to follow a lesion through a day it reads faintly, never counted):
@@ -243,7 +243,7 @@ def closeup_px_per_mm(shape: tuple[int, ...]) -> float:
     photos: a 640 x 640 ACNE04 photo gives 3.2 px/mm, and palpebral fissures, about 30 mm
     long, measure roughly 90-110 px there). The guess can be off by a factor of 1.5 either
     way; the candidate detector's scale range and the training on photos of varied framing
-    absorb that. Close-ups are read by the density network (:mod:`monitor.closeup_net`), which
+    absorb that. Close-ups are read by the density network (:mod:`monitor.lesions.density`), which
     assumes the same framing and does not use this scale; the candidate detector uses it only
     if the network's files are missing.
 
@@ -1084,13 +1084,13 @@ def _closeup_lesions(
     mirrors: int | None = None,
     faint_mass: float | None = None,
 ) -> tuple[tuple[Lesion, ...], tuple[Lesion, ...]]:
-    """Lesions of a close-up read off the density network's map (:mod:`monitor.closeup_net`).
+    """Lesions of a close-up read off the density network's map (:mod:`monitor.lesions.density`).
 
     Only the map's mass on ``skin`` counts. With the default threshold, that mass, calibrated
-    to annotators' counts (:class:`monitor.closeup_net.CountCalibration`), is the number of
+    to annotators' counts (:class:`monitor.lesions.density.CountCalibration`), is the number of
     lesions and that many of its strongest peaks are listed (less any inside ``exclude``;
     where crowded lesions left fewer peaks than that, the rest are placed where the peaks
-    leave most of the map's mass, :func:`monitor.closeup_net.residual_peaks`); with
+    leave most of the map's mass, :func:`monitor.lesions.density.residual_peaks`); with
     ``min_confidence``, every peak whose mass is at least that. The confidence of a lesion
     is the density mass around its peak (capped at 1).
 

@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 from scipy.optimize import linear_sum_assignment
 
-import monitor.lesions as lesions
+import monitor.lesions.reader as lesions
 from monitor.lesions import Lesion, closeup_px_per_mm, detect_lesions, skin_mask_by_colour
 from tests.scripts import load_script
 
-DEV_DIR = Path(__file__).resolve().parents[2] / "shared/data/acne04-dev"
+DEV_DIR = Path(__file__).resolve().parents[3] / "shared/data/acne04-dev"
 
 SKIN_RGB = np.array([222.0, 176.0, 152.0])
 RED_RGB = np.array([190.0, 70.0, 75.0])
@@ -175,7 +175,7 @@ def test_model_ships_and_loads_without_pickle():
 
 
 def test_close_ups_and_faces_are_read_by_the_density_network():
-    from monitor import closeup_net
+    from monitor.lesions import density as closeup_net
 
     img, _ = synthetic_scene(5, size=320, n=8)
     skin = all_skin(img)
