@@ -10,7 +10,7 @@ courses shared out among the patients) in a temporary folder, then re-analyses a
 - the scheduler's overhead per task, two ways: a no-op task's round trip from this process
   (submit to result, one at a time), and each worker's idle gap between the end of one task
   and the start of its next while tasks were waiting (Dask's task stream, worker clocks);
-- peak resident memory per worker process (``monitor.reanalysis.peak_rss_mb``: Linux's
+- peak resident memory per worker process (``monitor.clinic.reanalysis.peak_rss_mb``: Linux's
   VmHWM in the worker, after its last task);
 
 and from these the projected time for 300,000 photos on 1, 8 and 64 workers.
@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from monitor.reanalysis import (  # noqa: E402
+from monitor.clinic import (  # noqa: E402
     PatientDone,
     local_cluster,
     peak_rss_mb,

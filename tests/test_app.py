@@ -456,7 +456,7 @@ def test_check_ins_of_one_patient_run_one_at_a_time(demo, monkeypatch):
     import threading
     import time
 
-    import monitor.clinic as clinic
+    import monitor.clinic.service as clinic
 
     robin = demo.user("robin")
     running, most = [0], [0]
@@ -580,8 +580,7 @@ def test_sign_in_page_pauses_a_password_guesser_in_plain_words(demo):
 
 
 def test_reanalyse_outdated_runs_the_engine_again_only_where_another_engine_wrote(demo):
-    from monitor.clinic import ENGINE_VERSION
-    from monitor.reanalysis import reanalyse_all
+    from monitor.clinic import ENGINE_VERSION, reanalyse_all
 
     doctor = demo.user("doctor")
     patients = demo.patients(doctor)

@@ -156,7 +156,7 @@ def _photos(n: int) -> str:
 def _reanalyse(store: Store, *, outdated: bool, workers: int | None,
                scheduler: str | None) -> int:
     """``reanalyse``: progress on stderr as each patient ends, the summary on stdout."""
-    from monitor.reanalysis import (
+    from monitor.clinic import (
         PatientDone,
         PatientFailed,
         local_cluster,

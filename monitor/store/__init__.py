@@ -12,7 +12,7 @@ Photos
 ------
 Each photo is kept once per content hash (SHA-256 of the stored bytes) under the key
 ``ab/abcdef....jpg``, in the data folder's ``photos`` folder or, with ``$MONITOR_PHOTOS_URL``,
-in an S3-compatible object store (:mod:`monitor.photostore`); uploading the same photo twice is
+in an S3-compatible object store (:mod:`monitor.store.photos`); uploading the same photo twice is
 harmless. Location is never stored: a JPEG keeps its original image data but its EXIF GPS
 block and any XMP packet (which can repeat the location) are cut out, without re-encoding, so a
 re-analysis sees the very same pixels and the EXIF time and orientation; any other format is

@@ -22,7 +22,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.course import SYMPTOM_NAMES
 from monitor.errors import AccessDenied, AccountError, PhotoStorageUnavailable, SignInPaused
-from monitor.photostore import PhotoStorage, open_storage, photo_key, private_folder, sha_of_key
 from monitor.store.accounts import (
     DUMMY_HASH,
     HASHER,
@@ -37,6 +36,7 @@ from monitor.store.accounts import (
     secret_hash,
 )
 from monitor.store.location import strip_location
+from monitor.store.photos import PhotoStorage, open_storage, photo_key, private_folder, sha_of_key
 from monitor.store.tables import (
     AnalysisRow,
     AuditRow,

@@ -826,7 +826,7 @@ def test_every_place_asks_for_records_and_explains_the_same_symptoms():
 def test_one_table_says_what_each_status_means():
     """course.STATUS_INFO is read by the summary, the report's and the app's words and the
     clinician's triage order: every status is in it, in the order of urgency on the list."""
-    from monitor.clinic import _triage_place
+    from monitor.clinic.service import _triage_place
     from monitor.course import STATUS_INFO, STATUSES
     from monitor.present import STATUS_WORDS
 

@@ -20,8 +20,8 @@ from PIL import Image
 from sqlalchemy import text
 
 from monitor.errors import PhotoStorageUnavailable
-from monitor.photostore import FolderStorage, S3Storage, open_storage, photo_key, sha_of_key
 from monitor.store import UPLOAD_DEADLINE, Store, stored_photo_count
+from monitor.store.photos import FolderStorage, S3Storage, open_storage, photo_key, sha_of_key
 
 ROOT = Path(__file__).resolve().parents[2]
 SHA = hashlib.sha256(b"a photo").hexdigest()
@@ -218,7 +218,7 @@ def test_a_sweep_past_the_deadline_mid_upload_cannot_leave_a_row_without_its_obj
 _SERVER = textwrap.dedent("""
     import sys, time
     from monitor.store import Store, UPLOAD_DEADLINE
-    from tests.store.test_photostore import _jpeg
+    from tests.store.test_photos import _jpeg
     folder, url, photos_url, role, start = sys.argv[1:6]
     store = Store(folder, url=url, photos_url=photos_url)
     doc = store.user("doc")
@@ -316,7 +316,7 @@ def test_a_reanalysis_worker_opens_the_same_object_store(tmp_path, photos_url, m
     it, even when the command was given it as an argument rather than in the environment."""
     import pickle
 
-    from monitor.reanalysis import StoreSettings
+    from monitor.clinic import StoreSettings
 
     monkeypatch.delenv("MONITOR_PHOTOS_URL", raising=False)
     store = Store(tmp_path / "data", photos_url=photos_url)

@@ -21,13 +21,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from monitor.clinic import ENGINE_VERSION, check_in_photo
-from monitor.reanalysis import RUN_SETTING
+from monitor.clinic import ENGINE_VERSION, RUN_SETTING, check_in_photo
 from monitor.store import Store
 from monitor.testing import encode_jpeg, make_course
 from tests.conftest import postgres_database
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PATIENTS, DAYS = 3, 3
 OLD_ENGINE = "monitor.analysis/1+0.0.9"
 

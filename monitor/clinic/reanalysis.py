@@ -1,10 +1,11 @@
 """Re-analysis of every stored photo, one task per patient, in process or on a Dask cluster.
 
 ``python -m monitor reanalyse [--outdated] [--workers N | --scheduler ADDRESS]``. Each task
-re-analyses one patient's course, reference photo first (:func:`monitor.clinic.reanalyse_patient`),
-in a worker that opens the clinic's store itself (:class:`StoreSettings`) and writes through
-it; the task returns a small :class:`PatientDone`. Without a cluster the very same task runs in
-this process, one patient after the other.
+re-analyses one patient's course, reference photo first
+(:func:`monitor.clinic.service.reanalyse_patient`), in a worker that opens the clinic's store
+itself (:class:`StoreSettings`) and writes through it; the task returns a small
+:class:`PatientDone`. Without a cluster the very same task runs in this process, one patient
+after the other.
 
 A run can be stopped at any moment and started again: nothing is done twice, nothing is
 missed. A full run records itself in the store's settings (``reanalysis_run``: its engine
@@ -40,7 +41,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from monitor.clinic import ENGINE_VERSION, reanalyse_patient
+from monitor.clinic.service import ENGINE_VERSION, reanalyse_patient
 from monitor.errors import MonitorError
 from monitor.store import METADATA, Store, User
 

@@ -9,7 +9,7 @@ earlier reference photo, or an explicit re-analysis.
 
     check_in_photo(store, actor, patient_id, data, file_name=...) -> CheckInOutcome
     reanalyse_patient(store, actor, patient_id, progress=...)      -> int photos analysed
-    (every patient's, serially or on Dask: monitor.reanalysis, python -m monitor reanalyse)
+    (every patient's, serially or on Dask: monitor.clinic.reanalysis, python -m monitor reanalyse)
     course_view(store, actor, patient_id)                           -> CourseView
     triage(store, actor)                                            -> list[TriageRow]
     apply_corrections(photo_json, corrections)                      -> photo_json (pure)
@@ -238,8 +238,8 @@ def reanalyse_patient(store: Store, actor: User, patient_id: int, *,
     ----------
     keep : collection of int
         Photos whose current analysis stands (made by this engine in the re-analysis being
-        resumed, :mod:`monitor.reanalysis`): they are not analysed again, unless they were read
-        against another reference photo than the one found now. A kept reference photo is
+        resumed, :mod:`monitor.clinic.reanalysis`): they are not analysed again, unless they
+        were read against another reference photo than the one found now. A kept reference photo is
         prepared again from its bytes, not saved again.
 
     Returns
