@@ -1150,6 +1150,17 @@ def _face_lesions(
     A listed peak must also hold a density mass of at least :data:`_FACE_MIN_MASS`: on
     wrinkled or coarse skin the networks spread thin mass over the texture.
 
+    The calibrated count says how many lesions the skin holds; the two tests say which peaks
+    they are. The place of a listed peak turned down goes to the strongest of the next peaks
+    that pass both tests, so the count does not lose a lesion for every fringe of hair or
+    crease among the strongest peaks where real lesions are just below them (crowded skin).
+    On clear skin no peak below the count passes both tests, and the place stays empty.
+    Measured through the whole-face path: ACNE04 dev count error 4.04 -> 3.98 per photo
+    (bias -1.50 -> -1.12, F1 0.661 -> 0.660), the held-out training faces 3.73 -> 3.56
+    (bias -0.06 -> +0.24, F1 0.663 -> 0.664); painted courses of the astronaut F1 0.940 ->
+    0.941, the phantoms on four faces unchanged; re-shoots count spread 0.043 / 0.190 and
+    held-out 0.053 / 0.143 (0.044 / 0.190 and 0.057 / 0.143 before).
+
     The faint spots are the other peaks of mass at least :data:`_FAINT_MIN_MASS` and the
     listed ones not red enough or too thin, that are still :data:`_FAINT_MIN_A_EXCESS` redder
     than around.
@@ -1169,12 +1180,21 @@ def _face_lesions(
     occupied = None if not listed else disc_mask(
         rgb.shape[:2], [(f.x, f.y) for f in listed], [f.radius_px for f in listed])
     found, weak = [], []
-    for lesion, is_listed in [(f, True) for f in listed] + [(f, False) for f in faint]:
+    vacant = 0  # listed peaks turned down, whose places the next peaks may take
+    ordered = [(f, True) for f in listed] + [
+        (f, False) for f in sorted(faint, key=lambda les: -les.confidence)]
+    for lesion, is_listed in ordered:
         excess = redness_excess(rgb, lesion, px_per_mm, occupied=occupied)
-        if is_listed and excess >= FACE_MIN_A_EXCESS and lesion.confidence >= _FACE_MIN_MASS:
+        lesion_like = excess >= FACE_MIN_A_EXCESS and lesion.confidence >= _FACE_MIN_MASS
+        if lesion_like and (is_listed or vacant > 0):
             found.append(lesion)
-        elif excess >= _FAINT_MIN_A_EXCESS:
-            weak.append(lesion)
+            if not is_listed:
+                vacant -= 1
+        else:
+            if is_listed:
+                vacant += 1
+            if excess >= _FAINT_MIN_A_EXCESS:
+                weak.append(lesion)
     for spot in rule:
         covered = any(math.hypot(spot.x - f.x, spot.y - f.y) < max(spot.radius_px, f.radius_px)
                       for f in found)

@@ -432,3 +432,35 @@ def test_a_lesion_among_lesions_is_compared_with_the_clear_skin_around_it():
     full = lesions.disc_mask(crowded.shape[:2], [(60.0, 60.0)], [30.0])
     assert lesions.redness_excess(crowded, centre, ppm, occupied=full) == \
         lesions.redness_excess(crowded, centre, ppm)
+
+
+@pytest.mark.parametrize("hair_listed", [True, False])
+def test_a_listed_peak_turned_down_gives_its_place_to_the_next_lesion_like_peak(
+        monkeypatch, hair_listed):
+    """The calibrated count says how many lesions there are; a strong peak that is no lesion
+    (a dark fringe of hair, no redder than the skin) gives its place to the strongest peak
+    below the count that passes both tests; a peak on clear skin never takes a place, and
+    without a place turned down the peaks below the count stay faint."""
+    skin, red, hair = (205, 160, 140), (190, 115, 110), (90, 70, 60)
+    ppm = 2.0
+    image = np.full((160, 200, 3), skin, np.uint8)
+    spots = {"a": (40, 40), "b": (100, 40), "c": (160, 40), "hair": (40, 120), "clear": (160, 120)}
+    for name, (x, y) in spots.items():
+        if name != "clear":
+            cv2.circle(image, (x, y), 4, hair if name == "hair" else red, -1)
+
+    def peak(name, mass):
+        x, y = spots[name]
+        return Lesion(x=float(x), y=float(y), radius_px=4.0, kind="papule", confidence=mass)
+
+    listed = (peak("hair", 0.9), peak("a", 0.8), peak("b", 0.7)) if hair_listed else (
+        peak("a", 0.8), peak("b", 0.7))
+    # Below the count: a clear-skin peak stronger than the lesion c, which is weaker.
+    faint = (peak("clear", 0.5), peak("c", 0.3))
+    monkeypatch.setattr(lesions, "_closeup_lesions", lambda *a, **k: (listed, faint))
+    monkeypatch.setattr(lesions, "_rule_spots", lambda *a, **k: [])
+    read = lesions._face_lesions(None, image, np.ones(image.shape[:2], bool), None, ppm, None)
+    found = {next(n for n, (x, y) in spots.items() if (x, y) == (les.x, les.y))
+             for les in read.lesions}
+    assert found == ({"a", "b", "c"} if hair_listed else {"a", "b"})
+    assert len(read.lesions) == len(listed)
